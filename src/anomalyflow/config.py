@@ -35,6 +35,19 @@ def load_yaml(path: str | os.PathLike) -> dict:
     return data or {}
 
 
+def load_json(path: str | os.PathLike):
+    """A small JSON file (model metadata, statistics) with a clear error when missing or broken."""
+    import json
+
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+
+
 def deep_merge(base: Mapping, update: Mapping | None) -> dict:
     """Recursive dict merge; ``update`` wins; lists and scalars are replaced, not merged."""
     merged = copy.deepcopy(dict(base))
@@ -61,11 +74,16 @@ def validate_config(config: dict, schema: dict | str | os.PathLike) -> dict:
         schema = load_yaml(schema)
     validator_class = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_class(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(validator.iter_errors(config), key=_error_order)
     if errors:
         raise ConfigError(_describe(errors[0]))
     _check_references(config, schema, validator_class)
     return config
+
+
+def _error_order(error) -> tuple:
+    # Report the shallowest problem first: a misspelt section name before the keys inside it.
+    return (len(error.absolute_path), [str(p) for p in error.absolute_path])
 
 
 def _with_defaults(validator_class):
@@ -145,10 +163,10 @@ def _check_override(where, method, override, config, families, schema, validator
 def _validate_family(where: str, entry: dict, family_schema: dict, schema: dict, validator_class) -> None:
     sub = dict(family_schema)
     sub.setdefault("$defs", schema.get("$defs", {}))
-    errors = sorted(validator_class(sub).iter_errors(entry), key=lambda e: len(e.absolute_path))
+    errors = sorted(validator_class(sub).iter_errors(entry), key=_error_order)
     if errors:
-        message = _describe(errors[0])
-        raise ConfigError(message.replace("config key '", f"config key '{where}.", 1).replace(f"{where}.(top level)", where))
+        message = _describe(errors[0]).replace("config key '", f"config key '{where}.", 1)
+        raise ConfigError(message.replace(f"{where}.(top level)", where))
 
 
 def _unknown(where: str, value: Any, known) -> str:

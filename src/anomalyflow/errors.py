@@ -62,7 +62,7 @@ def user_errors(prog: str = "anomalyflow") -> Iterator[None]:
     except MemoryError:
         _report(prog, "error: out of memory; lower the batch size or image size in the config")
         raise SystemExit(1) from None
-    except Exception as error:  # noqa: BLE001 - the last line of defence before the user
+    except Exception as error:  # the last line of defence before the user
         _report(prog, f"internal error: {type(error).__name__}: {error} "
                       "(set ANOMALYFLOW_DEBUG=1 to see the traceback, and please report it)")
         raise SystemExit(1) from None

@@ -1,0 +1,72 @@
+"""``results/{dataset}/all.csv``: every category × method metric row, plus one mean row per method.
+
+The mean row is the plain mean over categories of each metric, which is how the PUAD, EfficientAD and
+PNI papers average their per-category tables (e.g. the LOCO mean image AUROC is the mean of the five
+categories' AUROCs). Metrics a method does not have (a map-less method's pixel metrics) stay empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+import pandas as pd
+
+from anomalyflow.atomic import write_csv
+from anomalyflow.errors import DataError, user_errors
+
+KEY_COLUMNS = ["dataset", "category", "method"]
+
+
+def aggregate(metric_paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    frames = []
+    for path in metric_paths:
+        try:
+            frames.append(pd.read_csv(path, dtype={"category": str}))
+        except (FileNotFoundError, pd.errors.EmptyDataError):
+            raise DataError(f"{path}: metrics file missing or empty; rerun its evaluate job") from None
+    if not frames:
+        raise DataError("no metrics to aggregate")
+    table = pd.concat(frames, ignore_index=True)
+    metric_columns = [c for c in table.columns if c not in KEY_COLUMNS]
+    means = (table.groupby(["dataset", "method"], sort=False)[metric_columns].mean(numeric_only=True)
+             .reset_index().assign(category="mean"))
+    methods = list(dict.fromkeys(table["method"]))
+    table = pd.concat([table, means[table.columns]], ignore_index=True)
+    table["_method"] = table["method"].map(methods.index)
+    table["_mean"] = table["category"].eq("mean")
+    table = table.sort_values(["_method", "_mean", "category"], kind="stable").drop(columns=["_method", "_mean"])
+    count_columns = [c for c in table.columns if c.startswith("n_test")]
+    table[count_columns] = table[count_columns].round().astype("Int64")
+    return table.reset_index(drop=True)
+
+
+def write_all(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    write_csv(path, table, float_format="%.6f")
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """A compact human-readable view (percentages) of the main columns."""
+    shown = [c for c in ["category", "method", "image_auroc", "image_auroc_logical", "image_auroc_structural",
+                         "image_auroc_lo_st_mean", "pixel_auroc", "aupro", "auc_spro_0.05"] if c in table.columns]
+    view = table[shown].copy()
+    for column in shown[2:]:
+        view[column] = (100 * view[column]).map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    return view.to_string(index=False)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m anomalyflow.aggregate")
+    parser.add_argument("--show", required=True, help="an all.csv to print")
+    args = parser.parse_args(argv)
+    with user_errors():
+        try:
+            table = pd.read_csv(args.show, dtype={"category": str})
+        except FileNotFoundError:
+            raise DataError(f"{args.show}: not found; run the workflow first") from None
+        print(format_table(table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Metrics of one method on one category: ``scores.csv`` + ``maps.npz`` + ground truth → ``metrics.csv``.
+
+Image AUROC uses the method's image scores of all test images; for datasets with logical and
+structural anomalies (MVTec LOCO, the demo) it is also reported per kind, each kind against all good
+test images, and as the mean of the two (the MVTec LOCO protocol). Pixel metrics compare the maps
+with the ground truth at ``evaluation.size`` × ``evaluation.size`` pixels: maps are resized
+bilinearly, masks (cropped to the maps' frame) with nearest neighbour. Pixel AUROC and AUPRO use the
+union of an image's masks; sPRO (LOCO) uses each defect's own mask and saturation area.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from anomalyflow.atomic import write_csv
+from anomalyflow.data.table import read_samples, split_rows
+from anomalyflow.errors import DataError
+from anomalyflow.maps import resize
+from anomalyflow.outputs import read_maps, read_scores
+
+METRIC_COLUMNS = [
+    "image_auroc", "image_auroc_logical", "image_auroc_structural", "image_auroc_lo_st_mean",
+    "pixel_auroc", "aupro",
+]
+
+
+def spro_column(limit: float) -> str:
+    return f"auc_spro_{limit:g}"
+
+
+def evaluate_category(
+    samples_path: str | os.PathLike,
+    scores_path: str | os.PathLike,
+    maps_path: str | os.PathLike | None,
+    *,
+    method: str,
+    size: int = 256,
+    fpr_limit: float = 0.3,
+    spro_limits: Sequence[float] = (0.01, 0.05, 0.1, 0.3, 1.0),
+    defects_config: str | os.PathLike | None = None,
+    **_unused,
+) -> pd.DataFrame:
+    """One row of metrics for ``method`` on the category of ``samples_path``."""
+    from anomalyflow.metrics import aupro, image_auroc, loco_image_aurocs, pixel_auroc
+
+    table = read_samples(samples_path)
+    test = split_rows(table, "test")
+    if test.empty:
+        raise DataError(f"{samples_path}: the category has no test images")
+    scored = _align_scores(read_scores(scores_path), test, scores_path)
+    row = {
+        "dataset": test["dataset"].iloc[0], "category": test["category"].iloc[0], "method": method,
+        "n_test_good": int((test["label"] == 0).sum()), "n_test_anomalous": int((test["label"] == 1).sum()),
+    }
+    labels = test["label"].to_numpy()
+    scores = scored["score"].to_numpy()
+    row["image_auroc"] = image_auroc(labels, scores)
+    kinds = set(test["anomaly_kind"]) - {"none"}
+    if "logical" in kinds:
+        per_kind = loco_image_aurocs(labels, test["anomaly_kind"].to_numpy(), scores)
+        row["image_auroc_logical"] = per_kind["logical"]
+        row["image_auroc_structural"] = per_kind["structural"]
+        row["image_auroc_lo_st_mean"] = per_kind["mean"]
+
+    has_masks = bool(test.loc[test["label"] == 1, "mask_paths"].map(len).gt(0).any())
+    if maps_path is not None and has_masks:
+        maps, frame = _test_maps(maps_path, test, size)
+        masks = np.stack([_mask(paths, frame, size) for paths in test["mask_paths"]])
+        row["pixel_auroc"] = pixel_auroc(masks, maps)
+        row["aupro"] = aupro(masks, maps, fpr_limit=fpr_limit)
+        if defects_config is not None:
+            row.update(_spro(test, maps, frame, size, spro_limits, defects_config))
+    return pd.DataFrame([row])
+
+
+def _align_scores(scores: pd.DataFrame, test: pd.DataFrame, scores_path) -> pd.DataFrame:
+    indexed = scores.drop_duplicates("path").set_index("path")
+    missing = test.loc[~test["path"].isin(indexed.index), "path"]
+    if len(missing):
+        raise DataError(f"{scores_path}: no score for test image {missing.iloc[0]} ({len(missing)} missing); "
+                        "rerun the scoring rule")
+    return indexed.loc[test["path"]].reset_index()
+
+
+def _test_maps(maps_path, test: pd.DataFrame, size: int) -> tuple[np.ndarray, tuple]:
+    maps, paths, frame = read_maps(maps_path)
+    position = {p: i for i, p in enumerate(paths)}
+    missing = [p for p in test["path"] if p not in position]
+    if missing:
+        raise DataError(f"{maps_path}: no anomaly map for test image {missing[0]} ({len(missing)} missing)")
+    order = np.asarray([position[p] for p in test["path"]])
+    selected = resize(torch.from_numpy(maps[order]), size).numpy()
+    return selected, frame
+
+
+def _crop_box(shape: tuple[int, int], frame) -> tuple[int, int, int, int]:
+    height, width = shape
+    top, left, h, w = frame
+    return (round(top * height), round(left * width), round((top + h) * height), round((left + w) * width))
+
+
+def _mask(paths: list[str], frame, size: int) -> np.ndarray:
+    from anomalyflow.data.images import load_mask
+
+    if not paths:
+        return np.zeros((size, size), dtype=bool)
+    mask = load_mask(paths)
+    return _fit_mask(mask, frame, size, paths[0])
+
+
+def _fit_mask(mask: np.ndarray, frame, size: int, name: str) -> np.ndarray:
+    """Crop a full-resolution mask to the maps' frame and resize it (nearest) to ``size``²."""
+    from PIL import Image
+
+    y0, x0, y1, x1 = _crop_box(mask.shape, frame)
+    cropped = mask[y0:y1, x0:x1]
+    if cropped.size == 0:
+        raise DataError(f"{name}: the maps' frame {frame} leaves nothing of the mask")
+    image = Image.fromarray(cropped.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
+    return np.asarray(image) > 127
+
+
+def _spro(test: pd.DataFrame, maps: np.ndarray, frame, size: int, limits, defects_config) -> dict:
+    from anomalyflow.data.images import load_mask_channels
+    from anomalyflow.data.mvtec_loco import read_defects_config_file
+    from anomalyflow.metrics import auc_spro, saturation_areas
+
+    config = read_defects_config_file(defects_config)
+    defects = []
+    for paths in test["mask_paths"]:
+        if not paths:
+            defects.append([])
+            continue
+        channels, values = load_mask_channels(paths)
+        y0, x0, y1, x1 = _crop_box(channels.shape[1:], frame)
+        area_scale = (size * size) / float((y1 - y0) * (x1 - x0))
+        # Saturation areas come from the full-resolution defect areas, scaled to the evaluation grid.
+        saturation = saturation_areas(channels[:, y0:y1, x0:x1], values, config, area_scale=area_scale)
+        resized = [_fit_mask(channel, frame, size, paths[0]) for channel in channels]
+        defects.append(list(zip(resized, saturation, strict=True)))
+    values = auc_spro(maps, defects, fpr_limits=tuple(limits))
+    return {spro_column(limit): values[limit] for limit in limits}
+
+
+def write_metrics(path: str | os.PathLike, metrics: pd.DataFrame) -> None:
+    write_csv(path, metrics, float_format="%.6f")

@@ -1,0 +1,1 @@
+"""Networks: pretrained CNN backbones (torchvision), EfficientAD's PDN and autoencoder."""

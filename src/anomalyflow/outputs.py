@@ -1,0 +1,77 @@
+"""What every method writes for one category, and how evaluation reads it back.
+
+``scores.csv``: one row per validation and test image, columns ``path, split, defect_type, label,
+anomaly_kind, score`` (+ method-specific extra columns, e.g. PUAD's component scores). The image
+score is the method's decision value: higher means more anomalous.
+
+``maps.npz``: the anomaly maps of the test images, ``maps`` float32 ``[N, H, W]`` in the order of
+``paths`` (str ``[N]``), plus ``frame`` float ``[4]`` = (top, left, height, width) of the part of the
+original image the maps cover, as fractions (``(0, 0, 1, 1)`` = the whole image; a centre crop
+covers less). Evaluation crops the ground truth to that frame before comparing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from anomalyflow.atomic import save_npz, write_csv
+from anomalyflow.errors import DataError, NumericalError
+
+SCORE_COLUMNS = ["path", "split", "defect_type", "label", "anomaly_kind", "score"]
+FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
+
+
+def scores_table(rows: pd.DataFrame, scores, **extra) -> pd.DataFrame:
+    """The ``scores.csv`` table for ``rows`` of the sample table and their image scores."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.shape != (len(rows),):
+        raise ValueError(f"{len(rows)} rows but scores of shape {values.shape}")
+    if not np.isfinite(values).all():
+        bad = rows["path"].iloc[int(np.flatnonzero(~np.isfinite(values))[0])]
+        raise NumericalError(f"the model produced a non-finite score (first for {bad}); the training data may be "
+                             "constant or the learning rate too high")
+    table = rows[["path", "split", "defect_type", "label", "anomaly_kind"]].reset_index(drop=True).copy()
+    table["score"] = values
+    for name, column in extra.items():
+        table[name] = np.asarray(column)
+    return table
+
+
+def write_scores(path: str | os.PathLike, table: pd.DataFrame) -> None:
+    write_csv(path, table, float_format="%.9g")
+
+
+def read_scores(path: str | os.PathLike) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, keep_default_na=False, dtype={"path": str, "defect_type": str})
+    except FileNotFoundError:
+        raise DataError(f"{path}: scores not found") from None
+    missing = [c for c in SCORE_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: not a scores table (missing {missing})")
+    return table
+
+
+def write_maps(path: str | os.PathLike, paths, maps, frame=FULL_FRAME) -> None:
+    array = np.asarray(maps, dtype=np.float32)
+    if array.ndim != 3 or array.shape[0] != len(paths):
+        raise ValueError(f"maps must be [N, H, W] for {len(paths)} paths, got {array.shape}")
+    if not np.isfinite(array).all():
+        raise NumericalError("the model produced non-finite anomaly maps; the training data may be constant")
+    save_npz(path, maps=array, paths=np.asarray([str(p) for p in paths]), frame=np.asarray(frame, dtype=np.float64))
+
+
+def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], tuple[float, float, float, float]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            maps = data["maps"].astype(np.float32)
+            paths = [str(p) for p in data["paths"]]
+            frame = tuple(float(v) for v in data["frame"]) if "frame" in data else FULL_FRAME
+    except FileNotFoundError:
+        raise DataError(f"{path}: anomaly maps not found") from None
+    except (KeyError, ValueError, OSError) as error:
+        raise DataError(f"{path}: not an anomaly-map file ({error})") from None
+    return maps, paths, frame

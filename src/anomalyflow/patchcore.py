@@ -1,0 +1,123 @@
+"""PatchCore baseline (Roth et al., CVPR 2022): a coreset memory bank of locally aware patch features.
+
+Fit: patch features of every training normal (:mod:`anomalyflow.pni.features`), greedy k-center
+coreset (:mod:`anomalyflow.pni.coreset`), stored as an exact faiss index. Score: each test patch's
+mean distance to its ``num_neighbors`` nearest bank entries gives the patch map; the image score is
+the map's maximum (before upsampling, as PatchCore does); the map is resized to the input size and
+blurred with σ = ``blur_sigma``. PNI extends this with position and neighbourhood terms.
+
+Model folder: ``memory.faiss`` (the bank) and ``model.json`` (family, parameters, feature grid).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anomalyflow.atomic import write_json
+from anomalyflow.config import load_json
+from anomalyflow.data.loader import image_transform, iterate_batches
+from anomalyflow.data.table import fit_rows, read_samples
+from anomalyflow.device import resolve_device
+from anomalyflow.errors import NumericalError
+from anomalyflow.logs import get_logger
+from anomalyflow.maps import gaussian_blur, resize
+from anomalyflow.pni.coreset import coreset_size, greedy_coreset
+from anomalyflow.pni.features import PatchFeatures
+from anomalyflow.pni.memory import MemoryBank
+
+log = get_logger(__name__)
+
+DEFAULTS = {
+    "backbone": "wide_resnet50_2",
+    "weights": "none",
+    "layers": ["layer2", "layer3"],
+    "image_size": 256,
+    "patch_size": 3,
+    "embed_dim": 1024,
+    "coreset_fraction": 0.1,
+    "coreset_projection": 128,
+    "num_neighbors": 1,
+    "blur_sigma": 4.0,
+    "batch_size": 16,
+    "seed": 0,
+}
+
+
+class PatchCore:
+    """Fit on normal images, then score batches of images: ``predict(images) -> (scores, maps)``."""
+
+    family = "patchcore"
+
+    def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
+        self.params = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in DEFAULTS and v is not None}}
+        self.device = torch.device(device)
+        p = self.params
+        self.features = PatchFeatures(p["backbone"], p["layers"], weights=p["weights"], patch_size=p["patch_size"],
+                                      embed_dim=p["embed_dim"]).to(self.device)
+        self.bank: MemoryBank | None = None
+        self.grid: tuple[int, int] | None = None
+
+    def transform(self):
+        return image_transform(self.params["image_size"])
+
+    @torch.no_grad()
+    def embed(self, paths, *, num_workers: int = 0, desc: str | None = "features") -> torch.Tensor:
+        """Patch features of the images, ``[N, h, w, E]`` on the CPU."""
+        chunks = []
+        for _, batch in iterate_batches(paths, self.transform(), self.params["batch_size"], num_workers=num_workers,
+                                        device=self.device, desc=desc):
+            chunks.append(self.features(batch).float().cpu())
+        return torch.cat(chunks)
+
+    def fit(self, train_paths, *, num_workers: int = 0) -> PatchCore:
+        torch.manual_seed(self.params["seed"])
+        features = self.embed(train_paths, num_workers=num_workers, desc="train features")
+        self.grid = tuple(features.shape[1:3])
+        flat = features.reshape(-1, features.shape[-1])
+        if not torch.isfinite(flat).all():
+            raise NumericalError("the backbone produced non-finite features on the training images")
+        n = coreset_size(len(flat), self.params["coreset_fraction"])
+        log.info("coreset: %d of %d patch features (%.1f%%)", n, len(flat), 100 * n / len(flat))
+        picks = greedy_coreset(flat, n, projection_dim=self.params["coreset_projection"], seed=self.params["seed"],
+                               device=self.device, progress=True)
+        self.bank = MemoryBank(flat[torch.from_numpy(picks)], self.device)
+        return self
+
+    def save(self, model_dir: str | os.PathLike) -> None:
+        folder = Path(model_dir)
+        self.bank.save(folder / "memory.faiss")
+        write_json(folder / "model.json", {"family": self.family, "params": self.params, "grid": list(self.grid),
+                                           "bank_size": len(self.bank)})
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PatchCore:
+        folder = Path(model_dir)
+        meta = load_json(folder / "model.json")
+        model = cls(meta["params"], device)
+        model.grid = tuple(meta["grid"])
+        model.bank = MemoryBank.load(folder / "memory.faiss", device)
+        return model
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """Image scores ``[B]`` and anomaly maps ``[B, H, W]`` (input resolution) for normalised images."""
+        features = self.features(images.to(self.device))
+        b, h, w, e = features.shape
+        distances, _ = self.bank.search(features.reshape(-1, e), self.params["num_neighbors"])
+        patch = torch.from_numpy(distances.mean(axis=1)).reshape(b, h, w).to(self.device)
+        scores = patch.reshape(b, -1).amax(dim=1).cpu().numpy()
+        maps = gaussian_blur(resize(patch, tuple(images.shape[-2:])), self.params["blur_sigma"])
+        return scores, maps
+
+
+def fit_patchcore(samples_path: str | os.PathLike, model_dir: str | os.PathLike, params: dict, *,
+                  device: str | torch.device = "auto", num_workers: int = 0) -> PatchCore:
+    """Fit on the category's training normals and write the model folder."""
+    rows = fit_rows(read_samples(samples_path), "train", purpose="PatchCore memory bank")
+    model = PatchCore(params, resolve_device(device)).fit(rows["path"].tolist(), num_workers=num_workers)
+    model.save(model_dir)
+    return model

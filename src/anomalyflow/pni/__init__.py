@@ -1,0 +1,1 @@
+"""PNI and the PatchCore baseline it extends: patch features, coresets, memory index, scoring."""

@@ -1,0 +1,112 @@
+"""Greedy k-center coreset selection (PatchCore §3.2; PNI C3).
+
+Each step adds the point farthest (L2) from the points selected so far. Distances are computed on
+randomly projected features (Johnson–Lindenstrauss) to make each step cheap. Memory is linear in N:
+the state is one vector of current nearest-selected distances, and each step is one chunked
+matrix-vector product ``‖x‖² − 2x·c + ‖c‖²``, never an N×N matrix (the exact PatchCore sampler's
+quadratic memory, patchcore-inspection #38).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from anomalyflow.errors import ConfigError
+
+
+def random_projection(dim_in: int, dim_out: int, seed: int, device: torch.device,
+                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A dense Gaussian JL projection ``[dim_in, dim_out]`` scaled to preserve expected norms."""
+    generator = torch.Generator().manual_seed(seed)
+    matrix = torch.randn(dim_in, dim_out, generator=generator, dtype=torch.float64) / math.sqrt(dim_out)
+    return matrix.to(device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def greedy_coreset(
+    features: np.ndarray | torch.Tensor,
+    n: int,
+    *,
+    projection_dim: int | None = 128,
+    start: int | None = None,
+    include_start: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    chunk_size: int = 1 << 20,
+    progress: bool = False,
+) -> np.ndarray:
+    """Indices of ``n`` points chosen by greedy k-center, in selection order.
+
+    ``features`` ``[N, D]``. ``projection_dim`` None or 0 (or ≥ D) uses the raw features. ``start`` is the
+    first centre (default: drawn from ``seed``). With ``include_start`` (the textbook algorithm) the
+    start is the first selected index; PNI/anomalib instead only seed the distances with it and do not
+    select it (``include_start=False``). Ties go to the lowest index. The computation runs in the
+    features' dtype (float32 unless given float64) on ``device``.
+    """
+    data = torch.as_tensor(features)
+    if data.ndim != 2:
+        raise ValueError(f"features must be [N, D], got shape {tuple(data.shape)}")
+    total = data.shape[0]
+    if not 1 <= n <= total:
+        raise ConfigError(f"coreset size {n} must be between 1 and the number of features ({total})")
+    device = torch.device(device)
+    dtype = torch.float64 if data.dtype == torch.float64 else torch.float32
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(total)) if start is None else int(start)
+    if not 0 <= first < total:
+        raise ValueError(f"start index {first} out of range for {total} features")
+
+    points = _project(data, projection_dim, seed, device, dtype, chunk_size)
+    sq_norms = points.pow(2).sum(1)
+    min_dist = torch.full((total,), math.inf, device=device, dtype=dtype)
+    selected = np.empty(n, dtype=np.int64)
+    count = 0
+    centre = first
+    if include_start:
+        selected[0] = first
+        count = 1
+    for _ in tqdm(range(n), disable=not progress, desc="coreset", unit="pt", leave=False):
+        _update(min_dist, points, sq_norms, centre, chunk_size)
+        if count == n:
+            break
+        # argmax returns the first maximum: ties go to the lowest index.
+        centre = int(torch.argmax(min_dist))
+        selected[count] = centre
+        count += 1
+    return selected
+
+
+def _project(data: torch.Tensor, projection_dim: int | None, seed: int, device: torch.device,
+             dtype: torch.dtype, chunk_size: int) -> torch.Tensor:
+    dim = data.shape[1]
+    if not projection_dim or projection_dim >= dim:
+        return data.to(device=device, dtype=dtype)
+    matrix = random_projection(dim, projection_dim, seed, device, dtype)
+    out = torch.empty(data.shape[0], projection_dim, device=device, dtype=dtype)
+    rows = max(1, chunk_size // dim)
+    for begin in range(0, data.shape[0], rows):
+        out[begin:begin + rows] = data[begin:begin + rows].to(device=device, dtype=dtype) @ matrix
+    return out
+
+
+def _update(min_dist: torch.Tensor, points: torch.Tensor, sq_norms: torch.Tensor, centre: int,
+            chunk_size: int) -> None:
+    """min_dist ← min(min_dist, ‖x − c‖), chunked so no temporary exceeds ``chunk_size`` elements."""
+    c = points[centre]
+    c_norm = sq_norms[centre]
+    rows = max(1, chunk_size // points.shape[1]) if points.shape[0] * points.shape[1] > chunk_size else points.shape[0]
+    for begin in range(0, points.shape[0], rows):
+        block = points[begin:begin + rows]
+        dist = (sq_norms[begin:begin + rows] - 2.0 * (block @ c) + c_norm).clamp_min_(0.0)
+        torch.minimum(min_dist[begin:begin + rows], dist, out=min_dist[begin:begin + rows])
+    # The centre itself must read exactly zero even where rounding left a tiny positive value.
+    min_dist[centre] = 0.0
+
+
+def coreset_size(total: int, fraction: float, minimum: int = 1) -> int:
+    """⌊fraction·N⌋ points, at least ``minimum`` and at most N."""
+    return int(min(total, max(minimum, math.floor(fraction * total))))

@@ -1,0 +1,91 @@
+"""Memory banks of patch features: exact L2 nearest-neighbour search with faiss.
+
+Banks are ``IndexFlatL2`` (exact; PNI and PatchCore use no approximate index). An index moves to the
+GPU when the installed faiss has GPU support and the device is CUDA; otherwise it stays on the CPU.
+faiss returns squared distances; :func:`search` returns Euclidean ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anomalyflow.atomic import atomic_path
+from anomalyflow.errors import AnomalyflowError, DataError
+
+# Faiss GPU k-selection is limited to k ≤ 2048 (PNI C6 notes the same limit); larger k stays on CPU.
+GPU_MAX_K = 2048
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise AnomalyflowError("faiss is not installed: pip install 'anomalyflow[cpu]' (or '[gpu]')") from None
+    return faiss
+
+
+def faiss_gpu_available() -> bool:
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+class MemoryBank:
+    """An exact L2 index over ``[M, D]`` float32 vectors, on the GPU when possible."""
+
+    def __init__(self, vectors: np.ndarray | torch.Tensor, device: str | torch.device = "cpu"):
+        faiss = _faiss()
+        array = _as_float32(vectors)
+        self.dim = array.shape[1]
+        self.cpu_index = faiss.IndexFlatL2(self.dim)
+        self.cpu_index.add(array)
+        self._gpu_index = None
+        self._resources = None
+        if torch.device(device).type == "cuda" and faiss_gpu_available():
+            self._resources = faiss.StandardGpuResources()
+            self._gpu_index = faiss.index_cpu_to_gpu(self._resources, torch.device(device).index or 0,
+                                                     self.cpu_index)
+
+    def __len__(self) -> int:
+        return self.cpu_index.ntotal
+
+    def vectors(self) -> np.ndarray:
+        return self.cpu_index.reconstruct_n(0, self.cpu_index.ntotal)
+
+    def search(self, queries: np.ndarray | torch.Tensor, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Euclidean distances and ids of the ``k`` nearest entries, each ``[Q, k]``, nearest first."""
+        array = _as_float32(queries)
+        if array.shape[1] != self.dim:
+            raise DataError(f"query features have {array.shape[1]} dims but the memory bank has {self.dim}")
+        k = min(k, len(self))
+        index = self._gpu_index if self._gpu_index is not None and k <= GPU_MAX_K else self.cpu_index
+        squared, ids = index.search(array, k)
+        return np.sqrt(np.maximum(squared, 0.0)), ids
+
+    def save(self, path: str | os.PathLike) -> None:
+        faiss = _faiss()
+        with atomic_path(path) as tmp:
+            faiss.write_index(self.cpu_index, str(tmp))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> MemoryBank:
+        faiss = _faiss()
+        if not Path(path).is_file():
+            raise DataError(f"{path}: memory bank not found; run the fit rule first")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as error:
+            raise DataError(f"{path}: not a readable faiss index ({error})") from None
+        return cls(index.reconstruct_n(0, index.ntotal), device)
+
+
+def _as_float32(values: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu", torch.float32).numpy()
+    array = np.ascontiguousarray(values, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"expected a [N, D] array, got shape {array.shape}")
+    return array

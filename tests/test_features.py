@@ -1,0 +1,42 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from anomalyflow.errors import ConfigError
+from anomalyflow.nets.backbones import LayerExtractor, build_backbone
+from anomalyflow.pni.features import PatchFeatures, aggregate
+
+
+def test_patch_features_grid_and_dimension():
+    extractor = PatchFeatures("resnet18", ["layer2", "layer3"], weights="none", patch_size=3, embed_dim=64)
+    out = extractor(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 8, 8, 64)
+    assert torch.isfinite(out).all()
+
+
+def test_aggregation_with_equal_dims_is_a_local_mean():
+    # With layer_dim = C the channel-major adaptive pooling averages each channel over its p×p window.
+    layer = torch.randn(1, 4, 6, 6)
+    out = aggregate([layer], patch_size=3, layer_dim=4, embed_dim=4)
+    expected = F.avg_pool2d(layer, 3, stride=1, padding=1, count_include_pad=True)
+    torch.testing.assert_close(out[0].permute(2, 0, 1), expected[0])
+
+
+def test_densenet_layers_map_to_dense_blocks_and_bad_layers_fail():
+    extractor = LayerExtractor(build_backbone("densenet201", "none"), ["layer2", "layer3"])
+    maps = extractor(torch.randn(1, 3, 64, 64))
+    assert [m.shape[-1] for m in maps] == [8, 4]
+    with pytest.raises(ConfigError, match="layer9"):
+        LayerExtractor(build_backbone("resnet18", "none"), ["layer9"])
+    with pytest.raises(ConfigError, match="not supported"):
+        build_backbone("vgg_nonexistent")
+
+
+def test_weights_from_a_local_state_dict(tmp_path):
+    model = build_backbone("resnet18", "none")
+    path = tmp_path / "r18.pth"
+    torch.save(model.state_dict(), path)
+    again = build_backbone("resnet18", str(path))
+    torch.testing.assert_close(again.conv1.weight, model.conv1.weight)
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_backbone("resnet18", str(tmp_path / "missing.pth"))

@@ -1,0 +1,46 @@
+# PatchCore baseline: memory bank of locally aware patch features -> kNN anomaly maps.
+
+
+rule patchcore_fit:
+    input:
+        samples=samples_csv,
+        weights=lambda wc: weights_file(params_of(wc)["backbone"], params_of(wc)["weights"]),
+    output:
+        bank="results/{dataset}/{category}/{method}/memory.faiss",
+        model="results/{dataset}/{category}/{method}/model.json",
+    wildcard_constraints:
+        method=family_regex("patchcore"),
+    params:
+        method=params_of,
+    log:
+        "logs/{dataset}/{category}/{method}/fit.log",
+    benchmark:
+        "benchmarks/{dataset}/{category}/{method}/fit.tsv"
+    threads: 2
+    resources:
+        **gpu_resources(32000, 60),
+    script:
+        "../scripts/patchcore_fit.py"
+
+
+rule patchcore_score:
+    input:
+        samples=samples_csv,
+        bank="results/{dataset}/{category}/{method}/memory.faiss",
+        model="results/{dataset}/{category}/{method}/model.json",
+    output:
+        scores="results/{dataset}/{category}/{method}/scores.csv",
+        maps="results/{dataset}/{category}/{method}/maps.npz",
+    wildcard_constraints:
+        method=family_regex("patchcore"),
+    params:
+        method=params_of,
+    log:
+        "logs/{dataset}/{category}/{method}/score.log",
+    benchmark:
+        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+    threads: 2
+    resources:
+        **gpu_resources(16000, 30),
+    script:
+        "../scripts/score.py"

@@ -1,0 +1,14 @@
+# Pretrained weights are fetched once, on the machine that runs Snakemake (it has internet; cluster
+# nodes may not), and every rule reads the cached file.
+
+
+rule download_weights:
+    output:
+        "resources/weights/{backbone}.pth",
+    wildcard_constraints:
+        backbone=r"[a-z0-9_]+",
+    log:
+        "logs/weights/{backbone}.log",
+    localrule: True
+    script:
+        "../scripts/download_weights.py"
