@@ -1,0 +1,67 @@
+"""The MVTec AD layout.
+
+``<root>/<category>/train/good/*.png`` (normal training images), ``test/<type>/*.png`` with ``<type>``
+``good`` or a defect name, and ``ground_truth/<type>/<stem>_mask.png`` for every defective test image.
+There is no validation folder: the normal training images are split with the PUAD rule
+(:func:`~anomalyflow.data.layouts.split_validation`, 15 % with seed 42 by default; EfficientAD's own
+script takes 10 % with ``random_split`` instead, see algorithms.md A7). Every defect is structural.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from anomalyflow.data.layouts import (
+    ReadOptions,
+    categories_with,
+    list_files,
+    list_images,
+    no_categories,
+    pair_masks,
+    refuse_loose_images,
+    refuse_orphan_mask_folders,
+    require_category,
+    require_folder,
+    require_test_images,
+    sample,
+    stem,
+    subfolders,
+    train_rows,
+)
+
+EXAMPLE = "train/good and test/<type>"
+GOOD = "good"
+
+
+def list_categories(root: Path) -> list[str]:
+    found = categories_with(root, "train")
+    if not found:
+        raise no_categories(root, "train/good")
+    return found
+
+
+def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str, Any]]:
+    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
+    rows = train_rows(options, category, list_images(base / "train" / GOOD, what="training (normal)"))
+    test_dir = require_folder(base / "test", "test", "test/good and test/<defect> folders")
+    refuse_loose_images(test_dir, "test/<type>")
+    test_types = subfolders(test_dir)
+    for defect_type in test_types:
+        images = list_images(test_dir / defect_type, what="test", required=False)
+        if defect_type == GOOD:
+            rows += [sample(options, category, p, "test") for p in images]
+            continue
+        mask_dir = base / "ground_truth" / defect_type
+        # MVTec AD names a mask after its image: test/<type>/000.png -> ground_truth/<type>/000_mask.png
+        masks = pair_masks(images, mask_dir, lambda s: (f"{s}_mask",),
+                           expected=lambda image, d=mask_dir: str(d / f"{stem(image)}_mask.png"))
+        rows += [sample(options, category, p, "test", defect_type, "structural", masks[p]) for p in images]
+    require_test_images(rows, test_dir)
+    refuse_orphan_mask_folders(base / "ground_truth", test_dir, test_types, ignore=(GOOD,))
+    return rows
+
+
+def category_files(root: Path, category: str) -> list[str]:
+    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
+    return list_files(base / "train" / GOOD) + list_files(base / "test") + list_files(base / "ground_truth")
