@@ -1,0 +1,99 @@
+"""``anomalyflow check-data``: read a dataset folder the way the workflow will and report what is there.
+
+The report is a small aligned table of image and mask counts per category, split and defect type,
+followed by warning lines for things that are legal in the table but will hurt later (a test set
+without good or without defective images makes image AUROC undefined; an empty validation split
+leaves nothing for the quantiles). The first real problem raises :class:`DataError` (one line).
+With ``full=True`` every image and mask is decoded, which also catches truncated files and, for
+MVTec LOCO, mask pixel values missing from ``defects_config.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import pandas as pd
+
+from anomalyflow.data.images import load_image, load_mask, load_mask_channels
+from anomalyflow.data.layouts import canonical_layout, list_categories, read_samples_from_layout
+from anomalyflow.errors import DataError
+
+HEADER = ("category", "split", "defect_type", "kind", "images", "masks")
+
+
+def check_data(layout: str, root: str | os.PathLike, category: str | None = None, full: bool = False) -> str:
+    """Read one category (or all found under ``root``) and return a printable report."""
+    categories = [category] if category else list_categories(layout, root)
+    lines: list[tuple[str, ...]] = []
+    warnings: list[str] = []
+    for name in categories:
+        table = read_samples_from_layout(layout, root, name, check_sizes=True)
+        if full:
+            _decode_all(layout, root, name, table)
+        lines += _count_lines(name, table)
+        warnings += _warnings(name, table)
+    checked = "decoded every image and mask" if full else "read every image header; --full also decodes"
+    report = [f"{canonical_layout(layout)} dataset at {root}: {len(categories)} "
+              f"categor{'y' if len(categories) == 1 else 'ies'} ({checked})", "", *_aligned(lines)]
+    if warnings:
+        report += ["", *warnings]
+    return "\n".join(report)
+
+
+def _count_lines(category: str, table: pd.DataFrame) -> list[tuple[str, ...]]:
+    lines = []
+    n_masks = table["mask_paths"].map(len)
+    for (split, defect_type, kind), group in table.groupby(["split", "defect_type", "anomaly_kind"],
+                                                           sort=False):
+        lines.append((category, split, defect_type, kind, str(len(group)), str(int(n_masks[group.index].sum()))))
+    lines.append((category, "total", "", "", str(len(table)), str(int(n_masks.sum()))))
+    return lines
+
+
+def _warnings(category: str, table: pd.DataFrame) -> list[str]:
+    test = table.loc[table["split"] == "test"]
+    found = []
+    if not (test["label"] == 0).any():
+        found.append(f"warning: {category}: the test set has no good images; image AUROC will be undefined")
+    if not (test["label"] == 1).any():
+        found.append(f"warning: {category}: the test set has no anomalous images; image AUROC will be undefined")
+    elif not test.loc[test["label"] == 1, "mask_paths"].map(len).any():
+        found.append(f"warning: {category}: no ground-truth masks; pixel metrics will be skipped")
+    if not (table["split"] == "validation").any():
+        found.append(f"warning: {category}: the validation split is empty (too few training images for the "
+                     "validation fraction); methods that need validation images will stop")
+    return found
+
+
+def _aligned(lines: Sequence[tuple[str, ...]]) -> list[str]:
+    rows = [HEADER, *lines]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    numeric = {HEADER.index("images"), HEADER.index("masks")}
+    return ["  ".join(cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+                      for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def _decode_all(layout: str, root: str | os.PathLike, category: str, table: pd.DataFrame) -> None:
+    """Decode every image and mask; masks must match their decoded image and (LOCO) the config."""
+    pixel_values: set[int] | None = None
+    if canonical_layout(layout) == "mvtec_loco":
+        from anomalyflow.data.mvtec_loco import read_defects_config
+
+        pixel_values = {entry["pixel_value"] for entry in read_defects_config(root, category)}
+    for path, masks in zip(table["path"], table["mask_paths"], strict=True):
+        size = load_image(path).size
+        if not masks:
+            continue
+        if pixel_values is None:
+            shape = load_mask(masks).shape
+        else:
+            channels, values = load_mask_channels(masks)
+            shape = channels.shape[1:]
+            for mask, value in zip(masks, values, strict=True):
+                if value not in pixel_values:
+                    raise DataError(f"{mask}: defect pixel value {value} is not in defects_config.json "
+                                    f"(values there: {', '.join(map(str, sorted(pixel_values)))})")
+        if (shape[1], shape[0]) != size:
+            raise DataError(f"{masks[0]}: mask is {shape[1]}x{shape[0]} but its image {path} is "
+                            f"{size[0]}x{size[1]}")
