@@ -176,6 +176,14 @@ def test_mvtec_ad_errors_name_the_path(tmp_path, case):
         assert "widget" in message  # the categories that are there
 
 
+def test_unreadable_entries_in_image_folders_are_reported_not_skipped(tmp_path):
+    base = _mvtec_ad(tmp_path)
+    loop = base / "train" / "good" / "099.png"
+    os.symlink(loop, loop)
+    with pytest.raises(DataError, match=f"{loop}: symbolic link loop"):
+        read_samples_from_layout("mvtec_ad", tmp_path, "widget")
+
+
 def test_check_sizes_off_opens_nothing(tmp_path):
     base = _mvtec_ad(tmp_path)
     _mask(base / "ground_truth" / "crack" / "000_mask.png", size=(6, 4))
@@ -442,6 +450,12 @@ def test_folder_errors(tmp_path):
         read_samples_from_layout("folder", tmp_path, "bracket", folder={"test_anomalous": ["test/dent"]})
     with pytest.raises(DataError, match=str(base / "masks")):
         read_samples_from_layout("folder", tmp_path, "bracket", folder={"masks": "masks"})
+    with pytest.raises(DataError, match=str(base / "test" / "ok")):
+        read_samples_from_layout("folder", tmp_path, "bracket", folder={"test_good": "test/ok"})
+    shutil.rmtree(base / "test" / "good")  # the default test_good may be absent: defects only
+    filled_in = {"train": "train/good", "test_good": "test/good", "masks": "ground_truth", "validation": None}
+    table = read_samples_from_layout("folder", tmp_path, "bracket", folder=filled_in)
+    assert (table.loc[table["split"] == "test", "label"] == 1).all()
     (base / "ground_truth" / "bent" / "b2.png").unlink()
     with pytest.raises(DataError, match=str(base / "test" / "bent" / "b2.png")):
         read_samples_from_layout("folder", tmp_path, "bracket")

@@ -3,7 +3,8 @@
 Options (the ``folder`` mapping; paths relative to ``<root>/<category>``, absolute paths allowed):
 
 - ``train``          normal training images (default ``train/good``)
-- ``test_good``      normal test images (default ``test/good``; optional when left at the default)
+- ``test_good``      normal test images (default ``test/good``, which may be absent; another folder
+                     named here must exist)
 - ``test_anomalous`` list of folders of defective test images (default: every folder under ``test/``
                      other than ``test_good``); the folder's name is the defect type
 - ``masks``          mask root: the mask of ``<anomalous folder name>/<stem>.*`` is
@@ -64,7 +65,6 @@ def options_of(folder: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"folder.test_anomalous: must be a list of folder paths, got {anomalous!r}")
     options["test_anomalous"] = None if anomalous is None else list(anomalous)
     options["masks"] = _AUTO if "masks" not in given else (options["masks"] or None)
-    options["_explicit"] = set(given)
     return options
 
 
@@ -86,8 +86,11 @@ def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str,
     rows = train_rows(options, category, train, validation)
 
     good_dir = base / opts["test_good"]
+    # A test_good folder other than the default must exist; the default may be absent (a test set of
+    # defects only is legal). Compared by value, since the config schema fills in the defaults.
+    required = opts["test_good"] != DEFAULTS["test_good"]
     rows += [sample(options, category, p, "test")
-             for p in list_images(good_dir, what="good test", required="test_good" in opts["_explicit"])]
+             for p in list_images(good_dir, what="good test", required=required)]
     mask_root = _mask_root(base, opts)
     anomalous_names: list[str] = []
     for anomalous_dir in _anomalous_dirs(base, opts):
