@@ -8,6 +8,7 @@ Run this file as a script (``python tests/test_metrics.py``) to print timings on
 
 from __future__ import annotations
 
+import bisect
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from anomalyflow.errors import ConfigError, DataError, NumericalError
-from anomalyflow.metrics import aupro, image_auroc, pixel_auroc, pro_curve
+from anomalyflow.metrics import auc_spro, aupro, image_auroc, pixel_auroc, pro_curve
 from anomalyflow.metrics import auroc as auroc_module
 
 LIMITS = (0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0)
@@ -55,6 +56,35 @@ def reference_area(fprs: np.ndarray, values: np.ndarray, limit: float) -> float:
             area += (limit - x0) * (y0 + y_limit) / 2
         break
     return area / limit
+
+
+def official_style_aupro(masks: np.ndarray, maps: np.ndarray, limit: float) -> float:
+    """The official MVTec AD steps, restated: argsort once, cumulative sums, keep the last point of
+    each tie, (0, 0) in front and (1, 1) behind, trapezoid with bisect-interpolation at the limit."""
+    fp_change = np.zeros(maps.shape)
+    pro_change = np.zeros(maps.shape)
+    n_regions = 0
+    for image, mask in enumerate(masks):
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        n_regions += count
+        fp_change[image][labels == 0] = 1
+        for k in range(1, count + 1):
+            pro_change[image][labels == k] = 1.0 / (labels == k).sum()
+    order = np.argsort(maps.ravel(), kind="stable")[::-1]
+    scores = maps.ravel()[order]
+    fprs = np.cumsum(fp_change.ravel()[order]) / fp_change.sum()
+    pros = np.cumsum(pro_change.ravel()[order]) / n_regions
+    last_of_tie = np.append(np.diff(scores) != 0, True)
+    fprs = np.concatenate(([0.0], np.minimum(fprs[last_of_tie], 1.0), [1.0]))
+    pros = np.concatenate(([0.0], np.minimum(pros[last_of_tie], 1.0), [1.0]))
+    correction = 0.0
+    if limit not in fprs:
+        ins = bisect.bisect(fprs.tolist(), limit)
+        y_at_limit = pros[ins - 1] + (pros[ins] - pros[ins - 1]) * (limit - fprs[ins - 1]) / (fprs[ins] - fprs[ins - 1])
+        correction = 0.5 * (y_at_limit + pros[ins - 1]) * (limit - fprs[ins - 1])
+    inside = fprs <= limit
+    x, y = fprs[inside], pros[inside]
+    return (np.sum(0.5 * (y[1:] + y[:-1]) * (x[1:] - x[:-1])) + correction) / limit
 
 
 def random_case(rng: np.random.Generator, *, ties: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -150,6 +180,18 @@ def test_aupro_matches_reference_to_1e_6_with_ties(seed: int) -> None:
     fprs, pros = reference_pro_curve(masks, maps)
     for limit in LIMITS:
         assert aupro(masks, maps, fpr_limit=limit) == pytest.approx(reference_area(fprs, pros, limit), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_aupro_matches_official_steps_on_larger_tied_maps(seed: int) -> None:
+    rng = np.random.default_rng(3000 + seed)
+    masks = ndimage.binary_dilation(rng.random((8, 48, 40)) > 0.995, np.ones((1, 5, 5), bool))
+    masks[rng.random(8) < 0.4] = False
+    masks[0, 10:14, 10:13] = True
+    maps = ndimage.gaussian_filter(rng.random(masks.shape), (0, 2, 2)) + 0.1 * masks
+    maps = np.round(maps * 40) / 40  # a few dozen levels: heavy ties
+    for limit in (0.01, 0.05, 0.3, 1.0):
+        assert aupro(masks, maps, limit) == pytest.approx(official_style_aupro(masks, maps, limit), abs=1e-6)
 
 
 def test_aupro_float64_maps_keep_their_exact_ties() -> None:
@@ -348,10 +390,16 @@ def benchmark(n_images: int = 100, size: int = 256, repeats: int = 5) -> dict[st
     masks[: n_images // 2] = False  # half the images are good
     maps = ndimage.gaussian_filter(rng.random((n_images, size, size), dtype=np.float32), (0, 4, 4))
     maps = (maps + 0.02 * masks).astype(np.float32)
+    # LOCO-like: every 8-connected region is one defect channel saturating at half its area.
+    defects = []
+    for mask in masks:
+        labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        defects.append([(labels == k, 0.5 * float((labels == k).sum())) for k in range(1, count + 1)])
     timings = {}
     for name, call in (("pixel_auroc", lambda: pixel_auroc(masks, maps)),
                        ("aupro@0.3", lambda: aupro(masks, maps, 0.3)),
-                       ("aupro@1.0", lambda: aupro(masks, maps, 1.0))):
+                       ("aupro@1.0", lambda: aupro(masks, maps, 1.0)),
+                       ("auc_spro", lambda: auc_spro(maps, defects))):
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
