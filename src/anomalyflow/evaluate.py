@@ -114,15 +114,26 @@ def _mask(paths: list[str], frame, size: int) -> np.ndarray:
 
 
 def _fit_mask(mask: np.ndarray, frame, size: int, name: str) -> np.ndarray:
-    """Crop a full-resolution mask to the maps' frame and resize it (nearest) to ``size``²."""
-    from PIL import Image
+    """Crop a full-resolution mask to the maps' frame and resize it to ``size``².
+
+    Nearest-neighbour keeps each defect's shape; a defect region too small to survive it (a few pixels
+    of a 1024² mask at 256²) is kept as the pixels its area covers, so no ground-truth region vanishes.
+    """
+    from scipy import ndimage
 
     y0, x0, y1, x1 = _crop_box(mask.shape, frame)
-    cropped = mask[y0:y1, x0:x1]
+    cropped = np.ascontiguousarray(mask[y0:y1, x0:x1])
     if cropped.size == 0:
         raise DataError(f"{name}: the maps' frame {frame} leaves nothing of the mask")
-    image = Image.fromarray(cropped.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
-    return np.asarray(image) > 127
+    labels, count = ndimage.label(cropped, structure=np.ones((3, 3)))
+    grid = torch.from_numpy(labels.astype(np.float32))[None, None]
+    nearest = torch.nn.functional.interpolate(grid, size=(size, size), mode="nearest-exact")[0, 0].numpy()
+    result = nearest > 0
+    lost = np.setdiff1d(np.arange(1, count + 1), np.unique(nearest))
+    if lost.size:
+        vanished = torch.from_numpy(np.isin(labels, lost).astype(np.float32))[None, None]
+        result |= torch.nn.functional.adaptive_max_pool2d(vanished, (size, size))[0, 0].numpy() > 0.5
+    return result
 
 
 def _spro(test: pd.DataFrame, maps: np.ndarray, frame, size: int, limits, defects_config) -> dict:

@@ -1,0 +1,46 @@
+"""Run the repository's Snakemake workflow in a scratch copy (results never land in the checkout)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_workflow(target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "Snakefile", target / "Snakefile")
+    for folder in ("config", "workflow"):
+        shutil.copytree(REPO / folder, target / folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[str]:
+    """The rule names a dry run would execute (one entry per job)."""
+    result = snakemake(workdir, "--dry-run", "--quiet", "rules", *args)
+    jobs = []
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            jobs.extend([parts[0]] * int(parts[1]))
+    return jobs
+
+
+def dry_run_outputs(workdir: Path, *args: str) -> str:
+    """The full dry-run listing (rules, wildcards, outputs and reasons)."""
+    return snakemake(workdir, "--dry-run", *args).stdout
