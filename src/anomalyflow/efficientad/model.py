@@ -1,0 +1,184 @@
+"""EfficientAD inference (algorithms.md A1, A6): the model class the generic scorer drives.
+
+Model folder (written by :func:`~anomalyflow.efficientad.train.train_efficientad` or
+:func:`~anomalyflow.efficientad.official.import_puad_model`):
+
+- ``teacher.pt``, ``student.pt``, ``autoencoder.pt``: state dicts (P's key names, see :mod:`anomalyflow.nets.pdn`);
+- ``teacher_stats.pt``: ``{"mean": [384], "std": [384]}``, the teacher-output normalisation (A5.1);
+- ``quantiles.json``: the map quantiles (:mod:`anomalyflow.efficientad.quantiles`);
+- ``model.json``: ``{"family": "efficientad", "size", "image_size", "out_channels", "params": {training
+  parameters}, "inference": {"map_padding", "batch_size", "amp"}}``.
+
+Per batch of normalised ``image_size``² images: Ŷ = (T(x) − μ_T)/σ_T, M_ST = channel mean of
+(Ŷ − S_ST)², M_AE = channel mean of (A − S_STAE)² (56² for 256); each is normalised with its
+quantiles, M̂ = 0.1·(M − q_a)/(q_b − q_a), and combined 0.5·M̂_ST + 0.5·M̂_AE. Geometry:
+``map_padding=0`` (P, default) resizes the combined map bilinearly to the input size;
+``map_padding=4`` (N) first pads it with 4 zeros per side, which centres each 33-px receptive field
+on its pixel. The image score is the map's maximum. On CUDA the networks run under fp16 autocast
+(``inference.amp``); P itself runs fp32 with TF32 off, which ``amp: false`` reproduces.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anomalyflow.config import load_json
+from anomalyflow.data.loader import image_transform
+from anomalyflow.efficientad.sampling import amp_dtype, autocast
+from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.maps import pad_constant, resize
+from anomalyflow.nets.autoencoder import Autoencoder
+from anomalyflow.nets.pdn import build_pdn
+
+INFERENCE_DEFAULTS = {"map_padding": 0, "batch_size": 16, "amp": True}
+_QUANTILE_KEYS = ("q_st_a", "q_st_b", "q_ae_a", "q_ae_b")
+
+
+def load_state(path: Path) -> dict:
+    """A torch file of plain tensors/dicts (``weights_only``), with a one-line error naming it."""
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found; train the model (or import official weights) first")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise DataError(f"{path}: not a readable torch file ({type(error).__name__}: {error})") from None
+
+
+def load_into(module: torch.nn.Module, state: dict, path: Path) -> None:
+    """``load_state_dict`` (strict) with missing/unexpected keys or wrong shapes reported against ``path``."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[1:3]) or first[0]
+        raise DataError(f"{path}: does not fit a {type(module).__name__} of this size ({detail})") from None
+
+
+class EfficientAD:
+    """Teacher, student and autoencoder of one category: ``predict(images) -> (scores, maps)``."""
+
+    family = "efficientad"
+    frame = (0.0, 0.0, 1.0, 1.0)
+
+    def __init__(self, teacher, student, autoencoder, mean: torch.Tensor, std: torch.Tensor, *,
+                 quantiles: dict | None, params: dict, device: torch.device):
+        self.device = torch.device(device)
+        self.params = {**INFERENCE_DEFAULTS, **params}
+        self.image_size = int(self.params["image_size"])
+        self.out_channels = int(self.params.get("out_channels", 384))
+        self.teacher = teacher.to(self.device).eval()
+        self.student = student.to(self.device).eval()
+        self.autoencoder = autoencoder.to(self.device).eval()
+        self.mean = mean.float().to(self.device).view(1, -1, 1, 1)
+        self.std = std.float().to(self.device).view(1, -1, 1, 1)
+        self.quantiles = quantiles
+        self.dtype = amp_dtype(self.device, half=True) if self.params["amp"] else None
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu", *,
+             map_padding: int | None = None, batch_size: int | None = None, amp: bool | None = None,
+             require_quantiles: bool = True) -> EfficientAD:
+        """The model in ``model_dir``; keyword arguments override its ``model.json`` inference settings."""
+        folder = Path(model_dir)
+        meta = load_json(folder / "model.json")
+        if meta.get("family") != cls.family:
+            raise ConfigError(f"{folder / 'model.json'}: family {meta.get('family')!r} is not {cls.family!r}")
+        size, image_size = meta["size"], int(meta["image_size"])
+        out_channels = int(meta.get("out_channels", 384))
+        teacher = build_pdn(size, out_channels)
+        student = build_pdn(size, 2 * out_channels)
+        autoencoder = Autoencoder(out_channels, image_size)
+        for module, name in ((teacher, "teacher.pt"), (student, "student.pt"), (autoencoder, "autoencoder.pt")):
+            load_into(module, load_state(folder / name), folder / name)
+        stats = load_state(folder / "teacher_stats.pt")
+        if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
+            raise DataError(f"{folder / 'teacher_stats.pt'}: expected a dict with 'mean' and 'std'")
+        quantiles = None
+        if (folder / "quantiles.json").is_file():
+            quantiles = load_json(folder / "quantiles.json")
+            missing = [k for k in _QUANTILE_KEYS if k not in quantiles]
+            if missing:
+                raise DataError(f"{folder / 'quantiles.json'}: missing {missing}")
+        elif require_quantiles:
+            raise DataError(f"{folder / 'quantiles.json'}: not found; compute the validation quantiles first")
+        inference = {**INFERENCE_DEFAULTS, **meta.get("inference", {})}
+        for key, value in (("map_padding", map_padding), ("batch_size", batch_size), ("amp", amp)):
+            if value is not None:
+                inference[key] = value
+        params = {"size": size, "image_size": image_size, "out_channels": out_channels, **inference,
+                  "train": meta.get("params", {})}
+        return cls(teacher, student, autoencoder, stats["mean"], stats["std"], quantiles=quantiles, params=params,
+                   device=torch.device(device))
+
+    def transform(self):
+        """A1: bilinear resize to ``image_size``² (aspect ratio ignored), ToTensor, ImageNet normalisation."""
+        return image_transform(self.image_size)
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised teacher Ŷ ``[B,384,h,w]``, student ``[B,768,h,w]`` and autoencoder ``[B,384,h,w]`` (float32)."""
+        x = images.to(self.device, non_blocking=True)
+        with autocast(self.device, self.dtype):
+            teacher = self.teacher(x)
+            student = self.student(x)
+            autoencoder = self.autoencoder(x)
+        normalised = (teacher.float() - self.mean) / self.std
+        return normalised, student.float(), autoencoder.float()
+
+    @torch.no_grad()
+    def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw (un-normalised) M_ST and M_AE, ``[B, h, w]`` each (56² for 256² inputs)."""
+        teacher, student, autoencoder = self.outputs(images)
+        c = self.out_channels
+        st = (teacher - student[:, :c]).square().mean(dim=1)
+        ae = (autoencoder - student[:, c:]).square().mean(dim=1)
+        return st, ae
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """Image scores ``[B]`` (numpy) and anomaly maps ``[B, H, W]`` at the input's size (torch, device)."""
+        if self.quantiles is None:
+            raise DataError("EfficientAD: no quantiles.json in the model folder; compute the validation quantiles "
+                            "first")
+        st, ae = self.maps(images)
+        q = self.quantiles
+        st = 0.1 * (st - q["q_st_a"]) / (q["q_st_b"] - q["q_st_a"])
+        ae = 0.1 * (ae - q["q_ae_a"]) / (q["q_ae_b"] - q["q_ae_a"])
+        combined = 0.5 * st + 0.5 * ae
+        # Normalising before the resize equals P's resize-then-normalise: bilinear weights sum to one.
+        combined = pad_constant(combined, int(self.params["map_padding"]))
+        maps = resize(combined, tuple(images.shape[-2:]))
+        scores = maps.reshape(maps.shape[0], -1).amax(dim=1)
+        if not bool(torch.isfinite(scores).all()):
+            raise NumericalError("EfficientAD produced non-finite anomaly maps; the training images may be constant "
+                                 "or the validation quantiles degenerate (q_b = q_a)")
+        return scores.double().cpu().numpy(), maps
+
+    @torch.no_grad()
+    def student_features(self, images: torch.Tensor) -> torch.Tensor:
+        """PUAD's f(x): the spatial mean of the raw student ST head (channels 0–383), ``[B, 384]`` float32."""
+        x = images.to(self.device, non_blocking=True)
+        with autocast(self.device, self.dtype):
+            student = self.student(x)
+        return self._finite(student.float()[:, : self.out_channels].mean(dim=(2, 3)), "student")
+
+    @torch.no_grad()
+    def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
+        """PUAD's alternative f(x): the spatial mean of the normalised teacher output Ŷ, ``[B, 384]``."""
+        x = images.to(self.device, non_blocking=True)
+        with autocast(self.device, self.dtype):
+            teacher = self.teacher(x)
+        return self._finite(((teacher.float() - self.mean) / self.std).mean(dim=(2, 3)), "teacher")
+
+    @staticmethod
+    def _finite(features: torch.Tensor, name: str) -> torch.Tensor:
+        if not bool(torch.isfinite(features).all()):
+            raise NumericalError(f"EfficientAD: non-finite {name} features; the training images may be constant")
+        return features
+
+
+__all__ = ["INFERENCE_DEFAULTS", "EfficientAD", "load_into", "load_state"]
