@@ -31,16 +31,24 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 
 
 def planned_jobs(workdir: Path, *args: str) -> list[str]:
-    """The rule names a dry run would execute (one entry per job)."""
+    """The rule names a dry run would execute (one entry per job), from its first job-stats table."""
     result = snakemake(workdir, "--dry-run", "--quiet", "rules", *args)
     jobs = []
     for line in result.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+        if parts[:1] == ["total"]:
+            break
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "job":
             jobs.extend([parts[0]] * int(parts[1]))
     return jobs
 
 
-def dry_run_outputs(workdir: Path, *args: str) -> str:
-    """The full dry-run listing (rules, wildcards, outputs and reasons)."""
-    return snakemake(workdir, "--dry-run", *args).stdout
+def dry_run_outputs(workdir: Path, *args: str) -> list[str]:
+    """The output files of the jobs a dry run would execute."""
+    listing = snakemake(workdir, "--dry-run", *args).stdout
+    outputs = []
+    for line in listing.splitlines():
+        line = line.strip()
+        if line.startswith("output:"):
+            outputs.extend(part.strip() for part in line[len("output:"):].split(","))
+    return outputs
