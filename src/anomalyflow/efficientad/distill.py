@@ -188,12 +188,12 @@ def distill_teacher(
         start = int(checkpoint["step"])
 
     if cached:
-        inputs, targets = build_target_cache(images, target, mean, std, image_size=image_size,
-                                             grayscale=grayscale > 0, batch_size=batch_size, device=device,
-                                             num_workers=num_workers, dtype=dtype)
         stream = IndexStream(len(images), seed, flag_p=grayscale, start=start * batch_size)
 
-        def batches():
+        def batches():  # a generator: the cache is built on the first batch, not for a finished run
+            inputs, targets = build_target_cache(images, target, mean, std, image_size=image_size,
+                                                 grayscale=grayscale > 0, batch_size=batch_size, device=device,
+                                                 num_workers=num_workers, dtype=dtype)
             while True:
                 index, gray = stream.take(batch_size)
                 mode = gray.long() if grayscale > 0 else torch.zeros_like(index)
@@ -221,6 +221,9 @@ def distill_teacher(
             x, y = next(source)
             with autocast(device, dtype):
                 prediction = pdn(x)
+            if prediction.shape[-2:] != y.shape[-2:]:
+                raise ConfigError(f"image_size: {image_size} gives a {tuple(prediction.shape[-2:])} PDN grid but a "
+                                  f"{tuple(y.shape[-2:])} Ψ grid; use a multiple of 8 (256 in the paper)")
             loss = (prediction.float() - y).square().mean()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

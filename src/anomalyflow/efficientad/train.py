@@ -27,8 +27,8 @@ the AE each run as one batched forward. AMP (bf16/fp16 autocast) on CUDA only; t
 
 Output folder (see :mod:`anomalyflow.efficientad.model`): ``student.pt``, ``autoencoder.pt``,
 ``teacher.pt`` (a copy, so the folder is self-contained), ``teacher_stats.pt`` ({mean, std} [384]),
-and ``model.json`` (written last). A checkpoint ``<out_dir>.ckpt`` beside the folder makes the run
-resumable (:mod:`anomalyflow.efficientad.checkpoint`).
+and ``model.json`` (written last); a ``quantiles.json`` of earlier weights is removed. A checkpoint
+``<out_dir>.ckpt`` beside the folder makes the run resumable (:mod:`anomalyflow.efficientad.checkpoint`).
 """
 
 from __future__ import annotations
@@ -335,6 +335,10 @@ def train_efficientad(
     def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
+    stale = out_dir / "quantiles.json"
+    if stale.exists():  # they described the previous weights; the quantile step must run again
+        stale.unlink()
+        log.info("%s: removed quantiles of the previous weights", stale)
     save_torch(out_dir / "student.pt", cpu_state(student))
     save_torch(out_dir / "autoencoder.pt", cpu_state(autoencoder))
     save_torch(out_dir / "teacher.pt", {k: v.detach().cpu() for k, v in teacher_state.items()})
