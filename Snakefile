@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/patchcore.smk"
+include: "workflow/rules/efficientad.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -133,6 +133,7 @@ def _check_references(config: dict, schema: dict, validator_class) -> None:
         _validate_family(f"methods.{name}", entry, families[family], schema, validator_class)
     dataset = config.get("dataset")
     datasets = config.get("datasets", {})
+    teachers = config.get("teachers", {})
     if dataset is not None and dataset not in datasets:
         raise ConfigError(_unknown("dataset", dataset, datasets))
     for ds_name, ds in datasets.items():
@@ -142,6 +143,11 @@ def _check_references(config: dict, schema: dict, validator_class) -> None:
         for method, override in (ds.get("method_params") or {}).items():
             _check_override(f"datasets.{ds_name}.method_params.{method}", method, override, config, families,
                             schema, validator_class)
+        for category in ds.get("categories", []):
+            for method in ds.get("methods", []):
+                teacher = method_params(config, ds_name, category, method).get("teacher")
+                if "teacher" in families[methods[method]["family"]].get("properties", {}) and teacher not in teachers:
+                    raise ConfigError(_unknown(f"datasets.{ds_name}: method {method}'s teacher", teacher, teachers))
         for category, per_method in (ds.get("category_params") or {}).items():
             if category not in ds.get("categories", []):
                 raise ConfigError(_unknown(f"datasets.{ds_name}.category_params", category, ds.get("categories", [])))
@@ -194,8 +200,21 @@ def method_params(config: dict, dataset: str, category: str, method: str) -> dic
     merged = deep_merge(methods[method], (ds.get("method_params") or {}).get(method))
     merged = deep_merge(merged, ((ds.get("category_params") or {}).get(category) or {}).get(method))
     for shared in ("seed", "weights"):
-        merged.setdefault(shared, config.get(shared))
+        # null in a method entry (the schema default) means "inherit the top-level value".
+        if merged.get(shared) is None:
+            merged[shared] = config.get(shared)
     return merged
+
+
+def teacher_params(config: dict, name: str) -> dict:
+    """The settings of one EfficientAD teacher (``teachers.<name>``), weights defaulting to the top level."""
+    teachers = config.get("teachers", {})
+    if name not in teachers:
+        raise ConfigError(_unknown("teachers", name, teachers))
+    params = copy.deepcopy(teachers[name])
+    if params.get("weights") is None:
+        params["weights"] = config.get("weights")
+    return params
 
 
 def evaluation_params(config: dict, dataset: str) -> dict:

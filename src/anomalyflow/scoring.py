@@ -28,6 +28,7 @@ log = get_logger(__name__)
 
 MODEL_CLASSES = {
     "patchcore": "anomalyflow.patchcore:PatchCore",
+    "efficientad": "anomalyflow.efficientad.model:EfficientAD",
 }
 
 
@@ -75,7 +76,7 @@ def score_category(
     model = load_model(model_dir, device)
     table = read_samples(samples_path)
     rows = table.loc[table["split"].isin(["validation", "test"])].reset_index(drop=True)
-    batch_size = batch_size or model.params.get("batch_size", 16)
+    batch_size = batch_size or getattr(model, "batch_size", None) or model.params.get("batch_size", 16)
     log.info("scoring %d images (%d validation, %d test) on %s", len(rows), (rows["split"] == "validation").sum(),
              (rows["split"] == "test").sum(), model.device)
     scores, maps = score_paths(model, rows["path"].tolist(), batch_size=batch_size, num_workers=num_workers)

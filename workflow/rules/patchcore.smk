@@ -16,7 +16,7 @@ rule patchcore_fit:
         "logs/{dataset}/{category}/{method}/fit.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/fit.tsv"
-    threads: 2
+    threads: config["threads"]
     resources:
         **gpu_resources(32000, 60),
     script:
@@ -39,7 +39,7 @@ rule patchcore_score:
         "logs/{dataset}/{category}/{method}/score.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/score.tsv"
-    threads: 2
+    threads: config["threads"]
     resources:
         **gpu_resources(16000, 30),
     script:

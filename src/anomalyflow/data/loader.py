@@ -1,8 +1,8 @@
 """Batched image tensors for the networks: resize, ImageNet normalisation, a DataLoader built once.
 
 Images are decoded by :func:`anomalyflow.data.images.load_image` (any mode → RGB, clear errors), resized
-with torchvision's ``Resize`` on the PIL image (bilinear with antialiasing, as the official EfficientAD,
-PUAD and PatchCore codes do), converted and normalised.
+on the PIL image (bilinear with antialiasing, as torchvision's ``Resize`` in the official EfficientAD,
+PUAD and PatchCore codes), converted and normalised (:mod:`anomalyflow.data.transforms`).
 """
 
 from __future__ import annotations
@@ -11,22 +11,13 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 from tqdm.auto import tqdm
 
+from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_transform
 from anomalyflow.errors import DataError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def image_transform(size: int | tuple[int, int], *, normalize: bool = True) -> transforms.Compose:
-    """PIL image → float tensor ``[3, H, W]``; ``size`` is the output size (aspect ratio not kept)."""
-    height, width = (size, size) if isinstance(size, int) else size
-    steps = [transforms.Resize((height, width)), transforms.ToTensor()]
-    if normalize:
-        steps.append(transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD))
-    return transforms.Compose(steps)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageDataset", "image_transform", "iterate_batches", "load_images",
+           "worker_error"]
 
 
 class ImageDataset(Dataset):
@@ -75,14 +66,14 @@ def iterate_batches(
             except DataError:
                 raise
             except Exception as error:
-                raise _worker_error(error) from None
+                raise worker_error(error) from None
             rows = slice(begin, begin + batch.shape[0])
             begin = rows.stop
             bar.update(batch.shape[0])
             yield rows, batch.to(device, non_blocking=True)
 
 
-def _worker_error(error: Exception) -> Exception:
+def worker_error(error: Exception) -> Exception:
     """A DataLoader worker re-raises our DataError with its traceback text; keep only the message."""
     text = str(error)
     marker = "DataError: "

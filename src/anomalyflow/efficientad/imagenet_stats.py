@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from anomalyflow.atomic import save_torch
 from anomalyflow.data.images import is_image_name, load_image
-from anomalyflow.data.loader import _worker_error, image_transform
+from anomalyflow.data.loader import image_transform, worker_error
 from anomalyflow.device import resolve_device
 from anomalyflow.efficientad.sampling import mixed_seed
 from anomalyflow.efficientad.target import TeacherTarget, check_variant
@@ -119,7 +119,7 @@ def next_batch(iterator):
     except StopIteration:
         raise
     except Exception as error:
-        raise _worker_error(error) from None
+        raise worker_error(error) from None
 
 
 @torch.no_grad()

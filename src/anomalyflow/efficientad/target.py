@@ -53,12 +53,9 @@ class TeacherTarget(nn.Module):
         self.variant = check_variant(variant)
         self.backbone_name = backbone
         self.out_channels = out_channels
-        # With weights "none" the backbone is a random network; a fixed seed makes it the same network in
-        # every process, so statistics and distillation (separate jobs) see the same Ψ. The fork keeps
-        # the caller's random stream untouched.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed)
-            model = build_backbone(backbone, weights)
+        # With weights "none" the backbone is a random network seeded by init_seed: statistics and
+        # distillation (separate jobs) must see the same Ψ.
+        model = build_backbone(backbone, weights, init_seed=init_seed)
         self.extractor = LayerExtractor(model, ["layer2", "layer3"])
         for parameter in self.parameters():
             parameter.requires_grad_(False)

@@ -40,12 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torchvision import transforms
 from tqdm.auto import tqdm
 
 from anomalyflow.atomic import save_torch, write_json
-from anomalyflow.data.loader import IMAGENET_MEAN, IMAGENET_STD, load_images
+from anomalyflow.data import transforms
+from anomalyflow.data.loader import load_images
 from anomalyflow.data.table import fit_rows, read_samples
+from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from anomalyflow.device import resolve_device
 from anomalyflow.efficientad.checkpoint import (
     checkpoint_path,
@@ -85,7 +86,7 @@ _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 
 def uint8_transform(image_size: int) -> transforms.Compose:
     """PIL → uint8 ``[3, s, s]`` with the same resize as :func:`~anomalyflow.data.loader.image_transform`."""
-    return transforms.Compose([transforms.Resize((image_size, image_size)), transforms.PILToTensor()])
+    return transforms.uint8_transform(image_size)
 
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:
@@ -185,8 +186,7 @@ def _fits_on_device(nbytes: int, device: torch.device) -> bool:
 
 def _penalty_transform(image_size: int):
     """A5.4 after the grayscale coin: (already resized to 2s and maybe gray) → centre crop s, normalise."""
-    return transforms.Compose([transforms.CenterCrop(image_size), transforms.ToTensor(),
-                               transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return transforms.Compose([transforms.CenterCrop(image_size), transforms.to_tensor, transforms.Normalize()])
 
 
 # ---------------------------------------------------------------------------------------------- training

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from anomalyflow.errors import ConfigError, DataError
@@ -26,14 +25,23 @@ BACKBONES = (
 _DENSENET_ALIASES = {f"layer{i}": f"denseblock{i}" for i in range(1, 5)}
 
 
-def build_backbone(name: str, weights: str | os.PathLike | None = "none") -> nn.Module:
-    """A torchvision classification network with the requested weights, in eval mode."""
+def build_backbone(name: str, weights: str | os.PathLike | None = "none", *, init_seed: int = 0) -> nn.Module:
+    """A torchvision classification network with the requested weights, in eval mode.
+
+    Random init (``weights="none"``) is drawn from ``init_seed`` without touching the global RNG, so the
+    fitting job and every later scoring job build the very same network.
+    """
+    # torchvision is imported here, not at module level: it costs ~2 s per process (see data/transforms.py).
+    import torchvision
+
     if name not in BACKBONES:
         raise ConfigError(f"backbone {name!r} is not supported; choose one of {', '.join(BACKBONES)}")
     builder = getattr(torchvision.models, name)
     spec = "none" if weights is None else str(weights)
     if spec == "none":
-        model = builder(weights=None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            model = builder(weights=None)
     elif spec == "imagenet":
         model = builder(weights="IMAGENET1K_V1")
     else:
@@ -83,12 +91,16 @@ class LayerExtractor(nn.Module):
 
     @staticmethod
     def _canonical(model: nn.Module, layer: str) -> str:
+        import torchvision
+
         if isinstance(model, torchvision.models.DenseNet):
             return _DENSENET_ALIASES.get(layer, layer)
         return layer
 
     @staticmethod
     def _chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
+        import torchvision
+
         if isinstance(model, torchvision.models.DenseNet):
             return list(model.features.named_children())
         if isinstance(model, torchvision.models.ResNet):

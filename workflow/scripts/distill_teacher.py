@@ -1,0 +1,24 @@
+from anomalyflow.efficientad import distill_teacher
+from anomalyflow.jobs import job
+
+with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):
+    t = snakemake.params.teacher
+    distill_teacher(
+        snakemake.params.images,
+        snakemake.input.stats,
+        snakemake.output[0],
+        size=snakemake.wildcards.size,
+        iterations=t["iterations"],
+        batch_size=t["batch_size"],
+        lr=t["lr"],
+        weight_decay=t["weight_decay"],
+        seed=t["seed"],
+        variant=t["variant"],
+        backbone=t["backbone"],
+        weights=snakemake.input.weights[0] if snakemake.input.weights else "none",
+        image_size=t["image_size"],
+        device=snakemake.config["device"],
+        num_workers=snakemake.config["num_workers"],
+        checkpoint_every=t["checkpoint_every"],
+        cache_limit=t["cache_limit"],
+    )

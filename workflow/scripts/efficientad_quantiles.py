@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from anomalyflow.efficientad.stages import fit_quantiles
+from anomalyflow.jobs import job
+
+with job(snakemake.log[0], name="efficientad_quantiles", threads=snakemake.threads):
+    fit_quantiles(
+        Path(snakemake.output[0]).parent,
+        snakemake.input.samples,
+        snakemake.output[0],
+        snakemake.params.method,
+        device=snakemake.config["device"],
+        num_workers=snakemake.config["num_workers"],
+    )
