@@ -6,9 +6,16 @@
 #
 # Rules only wire files to library calls (src/anomalyflow); see README.md and config/config.yaml.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# Jobs import the library from this checkout's src/ (also inside --sdm conda environments, which hold
+# only the dependencies), so a job always runs the code beside the workflow.
+# (Set here, not required from the user, hence no envvars: directive.)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [f"{workflow.basedir}/src", os.getenv("PYTHONPATH")])))
 
 
 configfile: "config/config.yaml"
@@ -19,6 +26,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/patchcore.smk"
 include: "workflow/rules/efficientad.smk"
+include: "workflow/rules/puad.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -143,6 +143,10 @@ def _check_references(config: dict, schema: dict, validator_class) -> None:
         for method, override in (ds.get("method_params") or {}).items():
             _check_override(f"datasets.{ds_name}.method_params.{method}", method, override, config, families,
                             schema, validator_class)
+        for method in ds.get("methods", []):
+            base = methods[method].get("base")
+            if base is not None and base not in ds.get("methods", []):
+                raise ConfigError(f"datasets.{ds_name}.methods: {method} extends {base!r}, which must be listed too")
         for category in ds.get("categories", []):
             for method in ds.get("methods", []):
                 teacher = method_params(config, ds_name, category, method).get("teacher")

@@ -29,6 +29,7 @@ log = get_logger(__name__)
 MODEL_CLASSES = {
     "patchcore": "anomalyflow.patchcore:PatchCore",
     "efficientad": "anomalyflow.efficientad.model:EfficientAD",
+    "puad": "anomalyflow.puad:PUAD",
 }
 
 
@@ -48,39 +49,47 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "auto"
 
 @torch.no_grad()
 def score_paths(model, paths, *, batch_size: int, num_workers: int = 0,
-                desc: str | None = "scoring") -> tuple[np.ndarray, np.ndarray]:
-    """Scores ``[N]`` and maps ``[N, H, W]`` (float32, CPU) of the images at ``paths``."""
+                desc: str | None = "scoring") -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Scores ``[N]``, maps ``[N, H, W]`` (float32, CPU) and any per-image extra scores of the images.
+
+    ``model.predict`` returns ``(scores, maps)`` or ``(scores, maps, extras)`` with ``extras`` a dict of
+    per-image arrays (e.g. PUAD's two component scores), which become extra columns of ``scores.csv``.
+    """
     scores = np.empty(len(paths), dtype=np.float64)
     maps = None
+    extras: dict[str, np.ndarray] = {}
     for rows, batch in iterate_batches(paths, model.transform(), batch_size, num_workers=num_workers,
                                        device=model.device, desc=desc):
-        batch_scores, batch_maps = model.predict(batch)
+        batch_scores, batch_maps, *rest = model.predict(batch)
         scores[rows] = batch_scores
+        for name, values in (rest[0] if rest else {}).items():
+            extras.setdefault(name, np.empty(len(paths), dtype=np.float64))[rows] = values
         if maps is None:
             maps = np.empty((len(paths), *batch_maps.shape[-2:]), dtype=np.float32)
         maps[rows] = batch_maps.float().cpu().numpy()
-    return scores, maps
+    return scores, maps, extras
 
 
 def score_category(
     model_dir: str | os.PathLike,
     samples_path: str | os.PathLike,
     scores_path: str | os.PathLike,
-    maps_path: str | os.PathLike,
+    maps_path: str | os.PathLike | None,
     *,
     device: str | torch.device = "auto",
     batch_size: int | None = None,
     num_workers: int = 0,
 ) -> pd.DataFrame:
-    """Score the validation and test images of a category; write ``scores.csv`` and ``maps.npz``."""
+    """Score the validation and test images of a category; write ``scores.csv`` and (unless None) ``maps.npz``."""
     model = load_model(model_dir, device)
     table = read_samples(samples_path)
     rows = table.loc[table["split"].isin(["validation", "test"])].reset_index(drop=True)
-    batch_size = batch_size or getattr(model, "batch_size", None) or model.params.get("batch_size", 16)
+    batch_size = batch_size or model.params.get("batch_size", 16)
     log.info("scoring %d images (%d validation, %d test) on %s", len(rows), (rows["split"] == "validation").sum(),
              (rows["split"] == "test").sum(), model.device)
-    scores, maps = score_paths(model, rows["path"].tolist(), batch_size=batch_size, num_workers=num_workers)
-    table_out = scores_table(rows, scores)
-    write_maps(maps_path, rows["path"].tolist(), maps, getattr(model, "frame", (0.0, 0.0, 1.0, 1.0)))
+    scores, maps, extras = score_paths(model, rows["path"].tolist(), batch_size=batch_size, num_workers=num_workers)
+    table_out = scores_table(rows, scores, **extras)
+    if maps_path is not None:
+        write_maps(maps_path, rows["path"].tolist(), maps, getattr(model, "frame", (0.0, 0.0, 1.0, 1.0)))
     write_scores(scores_path, table_out)
     return table_out

@@ -9,8 +9,14 @@ from anomalyflow.config import (
     evaluation_params,
     method_params,
     methods_of_family,
+    resolve_root,
+    teacher_params,
     validate_config,
 )
+from anomalyflow.data.clutter import planned_clutter_files
+from anomalyflow.data.layouts import category_files
+from anomalyflow.data.synth import planned_files
+from anomalyflow.efficientad.stages import penalty_enabled
 from anomalyflow.errors import AnomalyflowError
 
 
@@ -92,4 +98,136 @@ def cpu_resources(mem_mb=4000, runtime=30):
     return dict(
         mem_mb=int(mem_mb * scale.get("mem_scale", 1.0)),
         runtime=int(runtime * scale.get("runtime_scale", 1.0)),
+    )
+
+
+# --- datasets and the synthetic demo data ------------------------------------------------------
+
+
+def dataset_root(name):
+    return str(resolve_root(config["datasets"][name]["root"]))
+
+
+def synthetic_files(name, category):
+    """The files the synth rule writes for one category (declared outputs, known before rendering)."""
+    spec = dict(config["datasets"][name].get("synthetic") or {})
+    relative = planned_files(categories=[category], **spec)[category]
+    return [f"{dataset_root(name)}/{path}" for path in relative]
+
+
+def category_inputs(wildcards):
+    """Every file that defines a category's data: adding or changing one reruns that category only."""
+    spec = ds(wildcards)
+    existing = []
+    root = dataset_root(wildcards.dataset)
+    generated = spec.get("synthetic") is not None
+    if not generated or Path(root, wildcards.category).is_dir():
+        try:
+            existing = category_files(spec["layout"], root, wildcards.category, folder=spec.get("folder"))
+        except AnomalyflowError as error:
+            _stop(error)
+    planned = synthetic_files(wildcards.dataset, wildcards.category) if generated else []
+    return sorted(set(planned) | set(map(str, existing)))
+
+
+# --- EfficientAD teachers ----------------------------------------------------------------------
+
+
+def teacher(name):
+    try:
+        return teacher_params(config, name)
+    except AnomalyflowError as error:
+        _stop(error)
+
+
+def clutter_root(name):
+    return f"resources/imagenet/{name}"
+
+
+def teacher_images(name):
+    """The folder of ImageNet(-like) images a teacher is distilled from (None when it has none)."""
+    spec = teacher(name)
+    if spec["synthetic"] is not None:
+        return f"{clutter_root(name)}/images"
+    return spec["imagenet_root"]
+
+
+def teacher_image_inputs(name):
+    """Declared inputs for those images: the generated files, or the ImageNet folder itself."""
+    spec = teacher(name)
+    if spec["synthetic"] is not None:
+        return [f"{clutter_root(name)}/{p}" for p in planned_clutter_files(**spec["synthetic"])]
+    if not spec["imagenet_root"]:
+        _stop(f"teachers.{name}: distilling a teacher needs imagenet_root (an ImageNet-style folder) or "
+              f"existing files under teachers.{name}.files")
+    if not Path(spec["imagenet_root"]).is_dir():
+        _stop(f"teachers.{name}.imagenet_root: {spec['imagenet_root']} is not a folder")
+    return [spec["imagenet_root"]]
+
+
+def teacher_file(name, size):
+    given = teacher(name)["files"].get(size)
+    return given if given else f"results/teacher/{name}/{size}/teacher.pt"
+
+
+def teacher_weights(name):
+    spec = teacher(name)
+    return weights_file(spec["backbone"], spec["weights"])
+
+
+def efficientad_teacher_input(wildcards):
+    params = params_of(wildcards)
+    if params.get("pretrained"):
+        return []
+    return [teacher_file(params["teacher"], params["size"])]
+
+
+def efficientad_penalty_input(wildcards):
+    params = params_of(wildcards)
+    if params.get("pretrained") or not penalty_enabled(params, teacher(params["teacher"])):
+        return []
+    return teacher_image_inputs(params["teacher"])
+
+
+def efficientad_penalty_folder(wildcards):
+    params = params_of(wildcards)
+    if params.get("pretrained") or not penalty_enabled(params, teacher(params["teacher"])):
+        return None
+    return teacher_images(params["teacher"])
+
+
+# --- PUAD --------------------------------------------------------------------------------------
+
+
+def puad_base_files(wildcards):
+    """The EfficientAD model folder (with its quantiles) that a PUAD method extends."""
+    base = params_of(wildcards)["base"]
+    folder = f"results/{wildcards.dataset}/{wildcards.category}/{base}"
+    return [f"{folder}/{name}" for name in ("model.json", "student.pt", "autoencoder.pt", "teacher.pt",
+                                              "teacher_stats.pt", "quantiles.json")]
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def maps_of(wildcards):
+    """The anomaly maps evaluated for a method; PUAD's map is its base EfficientAD's."""
+    base = config["methods"][wildcards.method].get("base", wildcards.method)
+    return f"results/{wildcards.dataset}/{wildcards.category}/{base}/maps.npz"
+
+
+def defects_config(wildcards):
+    spec = ds(wildcards)
+    if spec["layout"] not in ("mvtec_loco", "loco"):
+        return []
+    return [f"{dataset_root(wildcards.dataset)}/{wildcards.category}/defects_config.json"]
+
+
+def all_metrics(wildcards):
+    spec = ds(wildcards)
+    return expand(
+        "results/{dataset}/{category}/{method}/metrics.csv",
+        dataset=wildcards.dataset,
+        category=spec["categories"],
+        method=spec["methods"],
     )

@@ -1,52 +1,6 @@
 # EfficientAD: Ψ statistics -> teacher distillation (once per teacher and size) -> per-category
 # student/autoencoder training -> validation quantiles -> batched scoring.
 
-from anomalyflow.config import teacher_params
-from anomalyflow.data.clutter import planned_clutter_files
-from anomalyflow.efficientad.stages import penalty_enabled
-
-
-def teacher(name):
-    try:
-        return teacher_params(config, name)
-    except AnomalyflowError as error:
-        _stop(error)
-
-
-def clutter_root(name):
-    return f"resources/imagenet/{name}"
-
-
-def teacher_images(name):
-    """The folder of ImageNet(-like) images a teacher is distilled from (None when it has none)."""
-    spec = teacher(name)
-    if spec["synthetic"] is not None:
-        return f"{clutter_root(name)}/images"
-    return spec["imagenet_root"]
-
-
-def teacher_image_inputs(name):
-    """Declared inputs for those images: the generated files, or the ImageNet folder itself."""
-    spec = teacher(name)
-    if spec["synthetic"] is not None:
-        return [f"{clutter_root(name)}/{p}" for p in planned_clutter_files(**spec["synthetic"])]
-    if not spec["imagenet_root"]:
-        _stop(f"teachers.{name}: distilling a teacher needs imagenet_root (an ImageNet-style folder) or "
-              f"existing files under teachers.{name}.files")
-    if not Path(spec["imagenet_root"]).is_dir():
-        _stop(f"teachers.{name}.imagenet_root: {spec['imagenet_root']} is not a folder")
-    return [spec["imagenet_root"]]
-
-
-def teacher_file(name, size):
-    given = teacher(name)["files"].get(size)
-    return given if given else f"results/teacher/{name}/{size}/teacher.pt"
-
-
-def teacher_weights(name):
-    spec = teacher(name)
-    return weights_file(spec["backbone"], spec["weights"])
-
 
 # Clutter images standing in for ImageNet, for teachers with `synthetic:` (the demo).
 for _name, _spec in config.get("teachers", {}).items():
@@ -59,11 +13,12 @@ for _name, _spec in config.get("teachers", {}).items():
         output:
             [f"{clutter_root(_name)}/{p}" for p in planned_clutter_files(**_spec["synthetic"])],
         params:
-            root=clutter_root(_name),
             spec=dict(_spec["synthetic"]),
         log:
             f"logs/imagenet/{_name}/clutter.log",
         localrule: True
+        conda:
+            "../../envs/cpu.yaml"
         script:
             "../scripts/clutter.py"
 
@@ -84,6 +39,8 @@ rule imagenet_stats:
     threads: config["threads"]
     resources:
         **gpu_resources(32000, 120),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/imagenet_stats.py"
 
@@ -107,29 +64,10 @@ rule distill_teacher:
     threads: config["threads"]
     resources:
         **gpu_resources(32000, 24 * 60),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/distill_teacher.py"
-
-
-def efficientad_teacher_input(wildcards):
-    params = params_of(wildcards)
-    if params.get("pretrained"):
-        return []
-    return [teacher_file(params["teacher"], params["size"])]
-
-
-def efficientad_penalty_input(wildcards):
-    params = params_of(wildcards)
-    if params.get("pretrained") or not penalty_enabled(params, teacher(params["teacher"])):
-        return []
-    return teacher_image_inputs(params["teacher"])
-
-
-def efficientad_penalty_folder(wildcards):
-    params = params_of(wildcards)
-    if params.get("pretrained") or not penalty_enabled(params, teacher(params["teacher"])):
-        return None
-    return teacher_images(params["teacher"])
 
 
 EFFICIENTAD_MODEL = multiext(
@@ -161,6 +99,8 @@ rule train_efficientad:
     threads: config["threads"]
     resources:
         **gpu_resources(16000, 12 * 60),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/train_efficientad.py"
 
@@ -180,6 +120,8 @@ rule efficientad_quantiles:
     threads: config["threads"]
     resources:
         **gpu_resources(16000, 30),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/efficientad_quantiles.py"
 
@@ -204,5 +146,7 @@ rule efficientad_score:
     threads: config["threads"]
     resources:
         **gpu_resources(16000, 30),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/score.py"

@@ -19,6 +19,8 @@ rule patchcore_fit:
     threads: config["threads"]
     resources:
         **gpu_resources(32000, 60),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/patchcore_fit.py"
 
@@ -42,5 +44,7 @@ rule patchcore_score:
     threads: config["threads"]
     resources:
         **gpu_resources(16000, 30),
+    conda:
+        "../../envs/gpu.yaml"
     script:
         "../scripts/score.py"

@@ -10,5 +10,7 @@ rule download_weights:
     log:
         "logs/weights/{backbone}.log",
     localrule: True
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../scripts/download_weights.py"

@@ -8,7 +8,7 @@ with job(snakemake.log[0], name="score", threads=snakemake.threads):
         Path(snakemake.input.model).parent,
         snakemake.input.samples,
         snakemake.output.scores,
-        snakemake.output.maps,
+        snakemake.output.get("maps"),
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],
     )

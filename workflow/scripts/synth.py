@@ -1,5 +1,10 @@
+import os
+from pathlib import Path
+
 from anomalyflow.data.synth import generate
 from anomalyflow.jobs import job
 
 with job(snakemake.log[0], name="synth"):
-    generate(snakemake.params.root, categories=[snakemake.params.category], **snakemake.params.spec)
+    # Every output lies under <root>/<category>/.
+    root = Path(os.path.commonpath(snakemake.output)).parent
+    generate(root, categories=[snakemake.params.category], **snakemake.params.spec)

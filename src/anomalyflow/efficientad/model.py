@@ -132,7 +132,11 @@ class EfficientAD:
     @torch.no_grad()
     def maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw (un-normalised) M_ST and M_AE, ``[B, h, w]`` each (56² for 256² inputs)."""
-        teacher, student, autoencoder = self.outputs(images)
+        return self.raw_maps(*self.outputs(images))
+
+    def raw_maps(self, teacher: torch.Tensor, student: torch.Tensor,
+                 autoencoder: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """M_ST and M_AE (A6) from the three networks' outputs."""
         c = self.out_channels
         st = (teacher - student[:, :c]).square().mean(dim=1)
         ae = (autoencoder - student[:, c:]).square().mean(dim=1)
@@ -141,22 +145,35 @@ class EfficientAD:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
         """Image scores ``[B]`` (numpy) and anomaly maps ``[B, H, W]`` at the input's size (torch, device)."""
+        return self.scores_and_maps(self.outputs(images), tuple(images.shape[-2:]))
+
+    def scores_and_maps(self, outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                        size: tuple[int, int]) -> tuple[np.ndarray, torch.Tensor]:
+        """A6: quantile-normalised, combined, resized map and its maximum, from :meth:`outputs`."""
         if self.quantiles is None:
             raise DataError("EfficientAD: no quantiles.json in the model folder; compute the validation quantiles "
                             "first")
-        st, ae = self.maps(images)
+        st, ae = self.raw_maps(*outputs)
         q = self.quantiles
         st = 0.1 * (st - q["q_st_a"]) / (q["q_st_b"] - q["q_st_a"])
         ae = 0.1 * (ae - q["q_ae_a"]) / (q["q_ae_b"] - q["q_ae_a"])
         combined = 0.5 * st + 0.5 * ae
         # Normalising before the resize equals P's resize-then-normalise: bilinear weights sum to one.
         combined = pad_constant(combined, int(self.params["map_padding"]))
-        maps = resize(combined, tuple(images.shape[-2:]))
+        maps = resize(combined, size)
         scores = maps.reshape(maps.shape[0], -1).amax(dim=1)
         if not bool(torch.isfinite(scores).all()):
             raise NumericalError("EfficientAD produced non-finite anomaly maps; the training images may be constant "
                                  "or the validation quantiles degenerate (q_b = q_a)")
         return scores.double().cpu().numpy(), maps
+
+    def pooled_features(self, outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                        which: str = "student") -> torch.Tensor:
+        """PUAD's f(x) ``[B, 384]`` from :meth:`outputs`: the spatial mean of the raw student ST head
+        (``student``, the default) or of the normalised teacher output (``teacher``)."""
+        teacher, student, _ = outputs
+        source = student[:, : self.out_channels] if which == "student" else teacher
+        return self._finite(source.mean(dim=(2, 3)), which)
 
     @torch.no_grad()
     def student_features(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,189 @@
+"""PUAD (Sugawara & Kinoshita, ICIP 2024): EfficientAD plus a Gaussian on pooled student features.
+
+EfficientAD's image score s_P catches "picturable" anomalies, ones with a local trace. A logical
+anomaly (a missing, extra or misplaced part) may leave none, but it moves the image's *pooled*
+features: f(x) = the spatial mean of the student's ST head (384 values; option ``teacher``: of the
+normalised teacher output). A Gaussian fitted to f on the training normals — Ledoit–Wolf shrinkage,
+since there are fewer images than dimensions — gives the "unpicturable" score
+s_U = sqrt(max(0, (f−μ)ᵀ Σ⁺ (f−μ))), exactly the official formula (algorithms.md B).
+
+Both scores are z-scored with the mean and population standard deviation of the validation normals
+and added (weights configurable, equal by default). The fused score is image-level; PUAD's anomaly
+map is EfficientAD's.
+
+Model folder: ``gaussian.npz`` (mean, covariance, precision) and ``model.json`` (family "puad", the
+EfficientAD folder relative to this one, the feature source, the z-score statistics and weights).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.covariance import LedoitWolf
+
+from anomalyflow.atomic import save_npz, write_json
+from anomalyflow.config import load_json
+from anomalyflow.data.loader import iterate_batches
+from anomalyflow.data.table import fit_rows, read_samples, require_no_test
+from anomalyflow.device import resolve_device
+from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.logs import get_logger
+
+log = get_logger(__name__)
+
+FEATURES = ("student", "teacher")
+
+
+class PooledGaussian:
+    """Mean, Ledoit–Wolf covariance and its pseudo-inverse; ``score`` is the Mahalanobis distance."""
+
+    def __init__(self, mean: np.ndarray | None = None, covariance: np.ndarray | None = None,
+                 precision: np.ndarray | None = None):
+        self.mean, self.covariance, self.precision = mean, covariance, precision
+
+    def fit(self, features: np.ndarray) -> PooledGaussian:
+        x = _as_matrix(features)
+        if len(x) < 2:
+            raise DataError(f"the pooled Gaussian needs at least 2 training images, got {len(x)}")
+        self.mean = x.mean(axis=0)
+        self.covariance = LedoitWolf().fit(x).covariance_
+        self.precision = np.linalg.pinv(self.covariance)
+        return self
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        if self.precision is None:
+            raise RuntimeError("PooledGaussian.score before fit")
+        centred = _as_matrix(features) - self.mean
+        squared = np.einsum("ij,jk,ik->i", centred, self.precision, centred)
+        return np.sqrt(np.maximum(0.0, squared))
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_npz(path, mean=self.mean, covariance=self.covariance, precision=self.precision)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PooledGaussian:
+        try:
+            with np.load(path) as data:
+                return cls(data["mean"], data["covariance"], data["precision"])
+        except FileNotFoundError:
+            raise DataError(f"{path}: PUAD Gaussian not found; run fit_puad first") from None
+        except (KeyError, ValueError, OSError) as error:
+            raise DataError(f"{path}: not a PUAD Gaussian ({error})") from None
+
+
+def _as_matrix(features) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be [N, C], got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise NumericalError("non-finite pooled features; the training images may be constant")
+    return x
+
+
+def zscore_statistics(scores: np.ndarray, rows: pd.DataFrame, *, purpose: str) -> tuple[float, float]:
+    """Mean and population std (ddof 0, as PUAD) of validation scores; ``rows`` are checked for leakage."""
+    require_no_test(rows, purpose=purpose)
+    values = np.asarray(scores, dtype=np.float64)
+    mean, std = float(values.mean()), float(values.std())
+    if not std > 0 or not np.isfinite(std):
+        raise NumericalError(f"{purpose}: the validation scores have no spread (std {std}); z-scores are undefined. "
+                             "Check that the validation images are not all identical")
+    return mean, std
+
+
+class PUAD:
+    """EfficientAD + pooled Gaussian; ``predict`` gives the fused score, EfficientAD's map and both parts."""
+
+    family = "puad"
+    writes_maps = False  # the map is EfficientAD's; evaluation reads it from the base method's folder
+
+    def __init__(self, efficientad, gaussian: PooledGaussian, *, feature: str = "student",
+                 normalisation: dict | None = None, fusion_weights: dict | None = None):
+        if feature not in FEATURES:
+            raise ConfigError(f"feature: {feature!r} is not one of {', '.join(FEATURES)}")
+        self.efficientad = efficientad
+        self.gaussian = gaussian
+        self.feature = feature
+        self.normalisation = normalisation
+        self.fusion_weights = {"picturable": 1.0, "unpicturable": 1.0, **(fusion_weights or {})}
+        self.device = efficientad.device
+        self.params = {"batch_size": efficientad.params.get("batch_size", 16), "feature": feature}
+
+    def transform(self):
+        return self.efficientad.transform()
+
+    @torch.no_grad()
+    def components(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
+        """s_P ``[B]``, pooled features ``[B, 384]``, maps ``[B, H, W]`` and s_U (if fitted) from one forward pass."""
+        outputs = self.efficientad.outputs(images)
+        s_p, maps = self.efficientad.scores_and_maps(outputs, tuple(images.shape[-2:]))
+        features = self.efficientad.pooled_features(outputs, self.feature).double().cpu().numpy()
+        s_u = self.gaussian.score(features) if self.gaussian.precision is not None else None
+        return s_p, features, maps, s_u
+
+    def fuse(self, s_p: np.ndarray, s_u: np.ndarray) -> np.ndarray:
+        n, w = self.normalisation, self.fusion_weights
+        return (w["picturable"] * (s_p - n["mean_p"]) / n["std_p"]
+                + w["unpicturable"] * (s_u - n["mean_u"]) / n["std_u"])
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor, dict[str, np.ndarray]]:
+        s_p, _, maps, s_u = self.components(images)
+        return self.fuse(s_p, s_u), maps, {"score_efficientad": s_p, "score_mahalanobis": s_u}
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PUAD:
+        from anomalyflow.efficientad.model import EfficientAD
+
+        folder = Path(model_dir)
+        meta = load_json(folder / "model.json")
+        efficientad = EfficientAD.load((folder / meta["efficientad_dir"]).resolve(), device)
+        return cls(efficientad, PooledGaussian.load(folder / "gaussian.npz"), feature=meta["feature"],
+                   normalisation=meta["normalisation"], fusion_weights=meta["fusion_weights"])
+
+
+def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_workers: int, desc: str):
+    s_p = np.empty(len(paths))
+    features = None
+    for rows, batch in iterate_batches(paths, model.transform(), batch_size, num_workers=num_workers,
+                                       device=model.device, desc=desc):
+        scores, pooled, _, _ = model.components(batch)
+        if features is None:
+            features = np.empty((len(paths), pooled.shape[1]))
+        s_p[rows], features[rows] = scores, pooled
+    return s_p, features
+
+
+def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike, out_dir: str | os.PathLike,
+             params: dict, *, device: str = "auto", num_workers: int = 0) -> PUAD:
+    """Fit the Gaussian on the training normals and the z-scores on the validation normals; write the folder."""
+    from anomalyflow.efficientad.model import EfficientAD
+
+    table = read_samples(samples_path)
+    train = fit_rows(table, "train", purpose="PUAD Gaussian")
+    validation = fit_rows(table, "validation", purpose="PUAD z-score normalisation")
+    model = PUAD(EfficientAD.load(efficientad_dir, resolve_device(device)), PooledGaussian(),
+                 feature=params.get("feature", "student"), fusion_weights=params.get("fusion_weights"))
+    batch_size = params.get("batch_size", 16)
+    _, train_features = _batched_components(model, train["path"].tolist(), batch_size=batch_size,
+                                            num_workers=num_workers, desc="train features")
+    model.gaussian.fit(train_features)
+    s_p, val_features = _batched_components(model, validation["path"].tolist(), batch_size=batch_size,
+                                            num_workers=num_workers, desc="validation scores")
+    s_u = model.gaussian.score(val_features)
+    mean_p, std_p = zscore_statistics(s_p, validation, purpose="PUAD z-score of the EfficientAD score")
+    mean_u, std_u = zscore_statistics(s_u, validation, purpose="PUAD z-score of the Mahalanobis score")
+    model.normalisation = {"mean_p": mean_p, "std_p": std_p, "mean_u": mean_u, "std_u": std_u}
+    log.info("PUAD: Gaussian on %d training images (%d features); z-scores from %d validation images",
+             len(train), train_features.shape[1], len(validation))
+    folder = Path(out_dir)
+    model.gaussian.save(folder / "gaussian.npz")
+    write_json(folder / "model.json", {
+        "family": PUAD.family, "efficientad_dir": os.path.relpath(Path(efficientad_dir).resolve(), folder.resolve()),
+        "feature": model.feature, "normalisation": model.normalisation, "fusion_weights": model.fusion_weights,
+        "n_train": len(train), "n_validation": len(validation)})
+    return model

@@ -1,0 +1,50 @@
+# PUAD: a Gaussian on EfficientAD's pooled student features, fused with its score by z-scores.
+
+
+rule fit_puad:
+    input:
+        samples=samples_csv,
+        base=puad_base_files,
+    output:
+        gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
+        model="results/{dataset}/{category}/{method}/model.json",
+    wildcard_constraints:
+        method=family_regex("puad"),
+    params:
+        method=params_of,
+    log:
+        "logs/{dataset}/{category}/{method}/fit.log",
+    benchmark:
+        "benchmarks/{dataset}/{category}/{method}/fit.tsv"
+    threads: config["threads"]
+    resources:
+        **gpu_resources(16000, 30),
+    conda:
+        "../../envs/gpu.yaml"
+    script:
+        "../scripts/fit_puad.py"
+
+
+rule score_puad:
+    input:
+        samples=samples_csv,
+        base=puad_base_files,
+        gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
+        model="results/{dataset}/{category}/{method}/model.json",
+    output:
+        scores="results/{dataset}/{category}/{method}/scores.csv",
+    wildcard_constraints:
+        method=family_regex("puad"),
+    params:
+        method=params_of,
+    log:
+        "logs/{dataset}/{category}/{method}/score.log",
+    benchmark:
+        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+    threads: config["threads"]
+    resources:
+        **gpu_resources(16000, 30),
+    conda:
+        "../../envs/gpu.yaml"
+    script:
+        "../scripts/score.py"

@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from anomalyflow.jobs import job
+from anomalyflow.puad import fit_puad
+
+with job(snakemake.log[0], name="fit_puad", threads=snakemake.threads):
+    fit_puad(
+        snakemake.input.samples,
+        Path(snakemake.input.base[0]).parent,
+        Path(snakemake.output.model).parent,
+        snakemake.params.method,
+        device=snakemake.config["device"],
+        num_workers=snakemake.config["num_workers"],
+    )
