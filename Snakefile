@@ -27,6 +27,7 @@ include: "workflow/rules/weights.smk"
 include: "workflow/rules/patchcore.smk"
 include: "workflow/rules/efficientad.smk"
 include: "workflow/rules/puad.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/evaluate.smk"
 
 

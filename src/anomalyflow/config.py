@@ -144,6 +144,9 @@ def _check_references(config: dict, schema: dict, validator_class) -> None:
             _check_override(f"datasets.{ds_name}.method_params.{method}", method, override, config, families,
                             schema, validator_class)
         for method in ds.get("methods", []):
+            for member in methods[method].get("members", []):
+                if member not in methods:
+                    raise ConfigError(_unknown(f"methods.{method}.members", member, methods))
             base = methods[method].get("base")
             if base is not None and base not in ds.get("methods", []):
                 raise ConfigError(f"datasets.{ds_name}.methods: {method} extends {base!r}, which must be listed too")

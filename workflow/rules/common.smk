@@ -231,3 +231,20 @@ def all_metrics(wildcards):
         category=spec["categories"],
         method=spec["methods"],
     )
+
+
+def ensemble_members(wildcards):
+    return params_of(wildcards)["members"]
+
+
+def ensemble_inputs(kind):
+    """Input function: the members' scores or maps (a PUAD member contributes its base's maps)."""
+
+    def inputs(wildcards):
+        folder = f"results/{wildcards.dataset}/{wildcards.category}"
+        if kind == "scores":
+            return [f"{folder}/{member}/scores.csv" for member in ensemble_members(wildcards)]
+        return [f"{folder}/{config['methods'][m].get('base', m)}/maps.npz" for m in ensemble_members(wildcards)]
+
+    return inputs
+

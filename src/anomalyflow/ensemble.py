@@ -1,0 +1,147 @@
+"""Ensembles of any methods of one category: normalise each member's maps, average, score (PNI C7).
+
+Each member's maps are normalised with statistics of its **validation** maps (good images only,
+through the leakage guard): ``validation`` subtracts the mean and divides by the standard deviation of
+all validation pixels; ``validation_minmax`` maps the validation min/max to 0/1. The official PNI
+script instead min-max normalises with the minimum and maximum over all **test** images of the
+category (``test_minmax``): that uses the test set and is offered only to reproduce published numbers.
+
+Members' maps may cover different parts of the image (PNI's centre crop vs EfficientAD's full frame):
+each is cropped to the first member's frame, which must lie inside it, and resized to its grid. The
+ensemble map is the mean of the normalised maps. The image score is the map's maximum (``max``), the
+mean of its top 1 % pixels (``top_mean``, the PNI ensemble script), or the mean of the members' image
+scores z-scored on validation (``mean_zscore``, for members whose maps say less than their scores,
+e.g. PUAD).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from anomalyflow.atomic import write_json
+from anomalyflow.data.table import fit_rows, read_samples, require_no_test
+from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.logs import get_logger
+from anomalyflow.maps import resize
+from anomalyflow.outputs import read_maps, read_scores, scores_table, write_maps, write_scores
+
+log = get_logger(__name__)
+
+NORMALIZATIONS = ("validation", "validation_minmax", "test_minmax")
+IMAGE_SCORES = ("max", "top_mean", "mean_zscore")
+
+
+def crop_to_frame(maps: torch.Tensor, frame: Sequence[float], target: Sequence[float]) -> torch.Tensor:
+    """The part of ``maps`` (covering ``frame`` of the image) that covers ``target``, at the same grid size."""
+    if tuple(frame) == tuple(target):
+        return maps
+    top, left, height, width = frame
+    t_top, t_left, t_height, t_width = target
+    eps = 1e-9
+    if t_top < top - eps or t_left < left - eps or t_top + t_height > top + height + eps \
+            or t_left + t_width > left + width + eps:
+        raise ConfigError(f"an ensemble member's maps cover {tuple(frame)} of the image, which does not contain the "
+                          f"first member's {tuple(target)}; list the member with the smallest crop first")
+    h, w = maps.shape[-2:]
+    y0 = round((t_top - top) / height * h)
+    x0 = round((t_left - left) / width * w)
+    y1 = round((t_top + t_height - top) / height * h)
+    x1 = round((t_left + t_width - left) / width * w)
+    return resize(maps[:, y0:y1, x0:x1], (h, w))
+
+
+def map_statistics(maps: np.ndarray, rows: pd.DataFrame, mode: str) -> tuple[float, float]:
+    """(offset, scale) that normalise a member's maps: ``(maps - offset) / scale``."""
+    if mode == "test_minmax":
+        offset, upper = float(maps.min()), float(maps.max())
+        scale = upper - offset
+    else:
+        require_no_test(rows, purpose="ensemble map normalisation")
+        if mode == "validation":
+            offset, scale = float(maps.mean(dtype=np.float64)), float(maps.std(dtype=np.float64))
+        else:
+            offset, upper = float(maps.min()), float(maps.max())
+            scale = upper - offset
+    if not scale > 0 or not np.isfinite(scale):
+        raise NumericalError(f"ensemble normalisation ({mode}): the member's maps are constant; nothing to normalise")
+    return offset, scale
+
+
+def image_scores_from_maps(maps: torch.Tensor, rule: str, top_fraction: float = 0.01) -> np.ndarray:
+    flat = maps.reshape(maps.shape[0], -1)
+    if rule == "max":
+        return flat.amax(dim=1).double().numpy()
+    k = max(1, round(top_fraction * flat.shape[1]))
+    return flat.topk(k, dim=1).values.mean(dim=1).double().numpy()
+
+
+def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[str, str, str]],
+                      scores_path: str | os.PathLike, maps_path: str | os.PathLike, model_path: str | os.PathLike,
+                      *, normalization: str = "validation", image_score: str = "max",
+                      top_fraction: float = 0.01) -> pd.DataFrame:
+    """Combine ``members`` — (name, scores.csv, maps.npz) — of one category; write scores, maps and model.json."""
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"normalization: {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
+    if image_score not in IMAGE_SCORES:
+        raise ConfigError(f"image_score: {image_score!r} is not one of {', '.join(IMAGE_SCORES)}")
+    if len(members) < 2:
+        raise ConfigError(f"an ensemble needs at least two members, got {len(members)}")
+    if normalization == "test_minmax":
+        log.warning("ensemble: normalising with the test set's min/max (the official PNI script) uses test "
+                     "statistics; for numbers that never saw the test set use normalization: validation")
+    table = read_samples(samples_path)
+    rows = table.loc[table["split"].isin(["validation", "test"])].reset_index(drop=True)
+    validation = fit_rows(table, "validation", purpose="ensemble normalisation")
+    is_validation = rows["path"].isin(validation["path"]).to_numpy()
+    is_test = (rows["split"] == "test").to_numpy()
+
+    target_frame, grid, fused, statistics, member_scores = None, None, None, {}, []
+    for name, member_scores_path, member_maps_path in members:
+        maps, paths, frame = read_maps(member_maps_path)
+        index = {p: i for i, p in enumerate(paths)}
+        missing = [p for p in rows["path"] if p not in index]
+        if missing:
+            raise DataError(f"{member_maps_path}: no map for {missing[0]} ({len(missing)} missing)")
+        member = torch.from_numpy(maps[[index[p] for p in rows["path"]]])
+        if target_frame is None:
+            target_frame, grid = tuple(frame), tuple(member.shape[-2:])
+        member = resize(crop_to_frame(member, frame, target_frame), grid)
+        reference = is_test if normalization == "test_minmax" else is_validation
+        reference_rows = rows.loc[reference]
+        offset, scale = map_statistics(member.numpy()[reference], reference_rows, normalization)
+        statistics[name] = {"offset": offset, "scale": scale}
+        normalised = (member - offset) / scale
+        fused = normalised if fused is None else fused + normalised
+        member_scores.append(_aligned_scores(member_scores_path, rows))
+    fused = fused / len(members)
+
+    if image_score == "mean_zscore":
+        z = []
+        for values in member_scores:
+            mean, std = values[is_validation].mean(), values[is_validation].std()
+            if not std > 0:
+                raise NumericalError("ensemble: a member's validation scores have no spread; cannot z-score them")
+            z.append((values - mean) / std)
+        scores = np.mean(z, axis=0)
+    else:
+        scores = image_scores_from_maps(fused, image_score, top_fraction)
+    out = scores_table(rows, scores)
+    write_maps(maps_path, rows["path"].tolist(), fused.numpy(), target_frame)
+    write_scores(scores_path, out)
+    write_json(model_path, {"family": "ensemble", "members": [m[0] for m in members], "normalization": normalization,
+                            "image_score": image_score, "top_fraction": top_fraction, "statistics": statistics,
+                            "frame": list(target_frame)})
+    return out
+
+
+def _aligned_scores(path: str, rows: pd.DataFrame) -> np.ndarray:
+    scores = read_scores(path).drop_duplicates("path").set_index("path")
+    missing = rows.loc[~rows["path"].isin(scores.index), "path"]
+    if len(missing):
+        raise DataError(f"{path}: no score for {missing.iloc[0]} ({len(missing)} missing)")
+    return scores.loc[rows["path"], "score"].to_numpy(dtype=np.float64)

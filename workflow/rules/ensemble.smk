@@ -1,0 +1,24 @@
+# Ensembles: any methods of one category, maps normalised on validation normals and averaged.
+
+
+rule ensemble:
+    input:
+        samples=samples_csv,
+        scores=ensemble_inputs("scores"),
+        maps=ensemble_inputs("maps"),
+    output:
+        scores="results/{dataset}/{category}/{method}/scores.csv",
+        maps="results/{dataset}/{category}/{method}/maps.npz",
+        model="results/{dataset}/{category}/{method}/model.json",
+    wildcard_constraints:
+        method=family_regex("ensemble"),
+    params:
+        method=params_of,
+    log:
+        "logs/{dataset}/{category}/{method}/ensemble.log",
+    resources:
+        **cpu_resources(8000, 30),
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/ensemble.py"
