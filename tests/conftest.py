@@ -27,3 +27,15 @@ def mvtec_mini() -> Path:
     if not (root / "screw" / "train" / "good").is_dir():
         pytest.skip(f"real MVTec AD mini subset not found at {root} (set ANOMALYFLOW_SHARED to its parent folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """One complete run of the demo DAG (the README's `make demo`) in a scratch copy, shared by every test
+    that needs finished results. Treat it as read-only: copy it (``workflow_helpers.clone_run``) to change it.
+    """
+    from workflow_helpers import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo_run"))
+    snakemake(workdir)  # no target: the default rule builds results/demo/all.csv
+    return workdir

@@ -6,16 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import copy_workflow, dry_run_outputs, planned_jobs, snakemake
+from workflow_helpers import clone_run, dry_run_outputs, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    snakemake(workdir)  # no target: the default rule builds results/demo/all.csv
-    return workdir
+def demo(demo_run, tmp_path_factory):
+    # Dry runs only read, but the override file below is written into the copy.
+    return clone_run(demo_run, tmp_path_factory.mktemp("demo") / "run")
 
 
 def test_demo_writes_finite_metrics_for_every_category_and_method(demo):

@@ -12,11 +12,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def copy_workflow(target: Path) -> Path:
+    """A scratch copy of the workflow and the library source it runs (the Snakefile puts src/ on PYTHONPATH)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", target / "Snakefile")
-    for folder in ("config", "workflow"):
+    for folder in ("config", "workflow", "envs", "src"):
         shutil.copytree(REPO / folder, target / folder, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return target
+
+
+def clone_run(source: Path, target: Path) -> Path:
+    """A copy of a finished run (workflow, results, Snakemake's metadata) that a test may modify."""
+    shutil.copytree(source, target, symlinks=True)
     return target
 
 
