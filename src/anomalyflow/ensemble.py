@@ -120,14 +120,15 @@ def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[s
         member_scores.append(_aligned_scores(member_scores_path, rows))
     fused = fused / len(members)
 
+    score_statistics = {}
+    for (name, _, _), values in zip(members, member_scores, strict=True):
+        mean, std = float(values[is_validation].mean()), float(values[is_validation].std())
+        score_statistics[name] = {"mean": mean, "std": std}
     if image_score == "mean_zscore":
-        z = []
-        for values in member_scores:
-            mean, std = values[is_validation].mean(), values[is_validation].std()
-            if not std > 0:
-                raise NumericalError("ensemble: a member's validation scores have no spread; cannot z-score them")
-            z.append((values - mean) / std)
-        scores = np.mean(z, axis=0)
+        if not all(s["std"] > 0 for s in score_statistics.values()):
+            raise NumericalError("ensemble: a member's validation scores have no spread; cannot z-score them")
+        scores = np.mean([(values - s["mean"]) / s["std"]
+                          for values, s in zip(member_scores, score_statistics.values(), strict=True)], axis=0)
     else:
         scores = image_scores_from_maps(fused, image_score, top_fraction)
     out = scores_table(rows, scores)
@@ -135,8 +136,58 @@ def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[s
     write_scores(scores_path, out)
     write_json(model_path, {"family": "ensemble", "members": [m[0] for m in members], "normalization": normalization,
                             "image_score": image_score, "top_fraction": top_fraction, "statistics": statistics,
-                            "frame": list(target_frame)})
+                            "score_statistics": score_statistics, "frame": list(target_frame), "grid": list(grid)})
     return out
+
+
+class Ensemble:
+    """A trained ensemble as a model: loads its members (sibling method folders) and fuses their outputs.
+
+    ``predict`` applies exactly the normalisation and image-score rule that :func:`ensemble_category`
+    fitted, so new images are scored the way the test set was.
+    """
+
+    family = "ensemble"
+
+    def __init__(self, members: list, meta: dict, device):
+        self.members = members
+        self.meta = meta
+        self.device = device
+        self.frame = tuple(meta["frame"])
+        self.params = {"batch_size": min(m.params.get("batch_size", 16) for m in members)}
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike, device="cpu") -> Ensemble:
+        from pathlib import Path
+
+        from anomalyflow.config import load_json
+        from anomalyflow.scoring import load_model
+
+        folder = Path(model_dir)
+        meta = load_json(folder / "model.json")
+        members = [load_model(folder.parent / name, device) for name in meta["members"]]
+        return cls(members, meta, members[0].device)
+
+    def transform(self):
+        transforms = [m.transform() for m in self.members]
+        return lambda image: torch.stack([t(image) for t in transforms])  # [M, 3, H, W], one per member
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """``images`` ``[B, M, 3, H, W]`` from :meth:`transform`; returns fused scores and maps."""
+        grid, fused, z_scores = tuple(self.meta["grid"]), None, []
+        for index, (name, member) in enumerate(zip(self.meta["members"], self.members, strict=True)):
+            scores, maps = member.predict(images[:, index])[:2]
+            maps = resize(crop_to_frame(maps.float().cpu(), getattr(member, "frame", (0, 0, 1, 1)), self.frame), grid)
+            stats = self.meta["statistics"][name]
+            normalised = (maps - stats["offset"]) / stats["scale"]
+            fused = normalised if fused is None else fused + normalised
+            score_stats = self.meta["score_statistics"][name]
+            z_scores.append((np.asarray(scores) - score_stats["mean"]) / score_stats["std"])
+        fused = fused / len(self.members)
+        if self.meta["image_score"] == "mean_zscore":
+            return np.mean(z_scores, axis=0), fused
+        return image_scores_from_maps(fused, self.meta["image_score"], self.meta["top_fraction"]), fused
 
 
 def _aligned_scores(path: str, rows: pd.DataFrame) -> np.ndarray:

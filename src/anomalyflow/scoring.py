@@ -30,6 +30,7 @@ MODEL_CLASSES = {
     "patchcore": "anomalyflow.patchcore:PatchCore",
     "efficientad": "anomalyflow.efficientad.model:EfficientAD",
     "puad": "anomalyflow.puad:PUAD",
+    "ensemble": "anomalyflow.ensemble:Ensemble",
 }
 
 

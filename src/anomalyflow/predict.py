@@ -1,0 +1,164 @@
+"""``anomalyflow predict``: score new images with a trained model folder of the workflow.
+
+For each image it writes a float anomaly map (TIFF or NPY, at the model's input resolution) and an
+overlay PNG (the map as a heatmap over the image), plus ``predictions.csv`` with the image score and,
+given a threshold, the decision. The colour scale of the overlays is fixed per model — from the
+median of the validation normals' map values to the larger of their maximum and the threshold — so
+overlays of different images compare, and red means "beyond anything seen in a normal image".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from anomalyflow.atomic import atomic_path, write_csv
+from anomalyflow.config import load_json
+from anomalyflow.data.images import IMAGE_EXTENSIONS, is_image_name, load_image
+from anomalyflow.errors import DataError
+from anomalyflow.logs import get_logger
+from anomalyflow.outputs import read_maps, read_scores
+
+log = get_logger(__name__)
+
+
+def list_input_images(source: str | os.PathLike) -> list[str]:
+    """An image file, or every image under a folder (recursively, sorted)."""
+    path = Path(source)
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such image or folder")
+    images = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_name(p.name))
+    if not images:
+        raise DataError(f"{path}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder")
+    return images
+
+
+def _method_outputs(model_dir: Path) -> tuple[Path, Path]:
+    """The folder's scores.csv and the maps.npz its maps come from (PUAD's are its EfficientAD's)."""
+    meta = load_json(model_dir / "model.json")
+    maps_dir = (model_dir / meta["efficientad_dir"]).resolve() if "efficientad_dir" in meta else model_dir
+    return model_dir / "scores.csv", maps_dir / "maps.npz"
+
+
+def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -> float | None:
+    from anomalyflow.thresholds import f1_threshold, quantile_threshold
+
+    if threshold in (None, "none"):
+        return None
+    if threshold in ("quantile", "f1"):
+        scores_path, _ = _method_outputs(model_dir)
+        scores = read_scores(scores_path)
+        return quantile_threshold(scores, quantile) if threshold == "quantile" else f1_threshold(scores)
+    try:
+        return float(threshold)
+    except ValueError:
+        raise DataError(f"--threshold: {threshold!r} is not none, quantile, f1 or a number") from None
+
+
+def colour_range(model_dir: Path, threshold_map: float | None = None) -> tuple[float, float]:
+    """(low, high) of the overlay colour scale, from the validation normals' maps."""
+    scores_path, maps_path = _method_outputs(model_dir)
+    if not maps_path.is_file():
+        return 0.0, 1.0
+    maps, paths, _ = read_maps(maps_path)
+    splits = read_scores(scores_path).set_index("path")["split"] if scores_path.is_file() else pd.Series(dtype=str)
+    normal = np.array([splits.get(p) == "validation" for p in paths])
+    reference = maps[normal] if normal.any() else maps
+    low, high = float(np.median(reference)), float(reference.max())
+    if threshold_map is not None:
+        high = max(high, threshold_map)
+    return low, high if high > low else low + 1.0
+
+
+def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float, alpha: float = 0.5) -> np.ndarray:
+    """A jet heatmap of ``anomaly_map`` (resized to the image) blended over the uint8 RGB ``image``."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    scaled = np.clip((anomaly_map - low) / (high - low), 0.0, 1.0)
+    heat = Image.fromarray((colormaps["jet"](scaled)[..., :3] * 255).astype(np.uint8))
+    heat = np.asarray(heat.resize((image.shape[1], image.shape[0]), Image.BILINEAR), dtype=np.float32)
+    return (alpha * heat + (1 - alpha) * image.astype(np.float32)).astype(np.uint8)
+
+
+def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   threshold: str | None = "quantile", quantile: float = 0.99, map_format: str = "tiff",
+                   batch_size: int | None = None, device: str = "auto", num_workers: int = 0) -> pd.DataFrame:
+    """Score ``images`` with the model in ``model_dir``; write maps, overlays and predictions.csv to ``out_dir``."""
+    from PIL import Image
+
+    from anomalyflow.scoring import load_model, score_paths
+
+    if map_format not in ("tiff", "npy"):
+        raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
+    folder = Path(model_dir)
+    if not (folder / "model.json").is_file():
+        raise DataError(f"{folder}: not a trained model folder (no model.json); point --model at "
+                        "results/<dataset>/<category>/<method>")
+    paths = list_input_images(images)
+    model = load_model(folder, device)
+    cut = resolve_threshold(folder, threshold, quantile)
+    scores, maps, _ = score_paths(model, paths, batch_size=batch_size or model.params.get("batch_size", 16),
+                                  num_workers=num_workers, desc="predict")
+    low, high = colour_range(folder)
+    out = Path(out_dir)
+    names = _unique_stems(paths)
+    for path, name, anomaly_map in zip(paths, names, maps, strict=True):
+        _write_map(out / "maps" / f"{name}.{map_format}", anomaly_map)
+        picture = np.asarray(load_image(path))
+        with atomic_path(out / "overlays" / f"{name}.png") as tmp:
+            Image.fromarray(overlay(picture, anomaly_map, low, high)).save(tmp, format="PNG")
+    table = pd.DataFrame({"path": paths, "score": scores, "map": [f"maps/{n}.{map_format}" for n in names],
+                          "overlay": [f"overlays/{n}.png" for n in names]})
+    if cut is not None:
+        table["threshold"] = cut
+        table["anomalous"] = table["score"] > cut
+    write_csv(out / "predictions.csv", table, float_format="%.9g")
+    flagged = f", {int(table['anomalous'].sum())} above the threshold {cut:.6g}" if cut is not None else ""
+    log.info("%d images scored%s; results in %s", len(paths), flagged, out)
+    return table
+
+
+def _unique_stems(paths: list[str]) -> list[str]:
+    """File stems, disambiguated by their parent folder when two images share a name."""
+    stems = [Path(p).stem for p in paths]
+    return [f"{Path(p).parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems, strict=True)]
+
+
+def _write_map(path: Path, anomaly_map: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        if path.suffix == ".npy":
+            np.save(tmp, anomaly_map.astype(np.float32))
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, anomaly_map.astype(np.float32))
+
+
+def add_predict_command(sub) -> None:
+    parser = sub.add_parser("predict", help="score new images with a trained model folder")
+    parser.add_argument("--model", required=True, help="a model folder: results/<dataset>/<category>/<method>")
+    parser.add_argument("--images", required=True, help="an image file or a folder of images (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--threshold", default="quantile",
+                        help="none | quantile (of validation normals' scores, default) | f1 (fitted on the labelled "
+                             "test set, optimistic) | a number")
+    parser.add_argument("--quantile", type=float, default=0.99, help="for --threshold quantile (default 0.99)")
+    parser.add_argument("--map-format", choices=("tiff", "npy"), default="tiff")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    table = predict_images(args.model, args.images, args.out, threshold=args.threshold, quantile=args.quantile,
+                           map_format=args.map_format, batch_size=args.batch_size, device=args.device,
+                           num_workers=args.num_workers)
+    print(f"{len(table)} images scored; see {Path(args.out) / 'predictions.csv'}")
