@@ -26,8 +26,8 @@ import torch
 from sklearn.covariance import LedoitWolf
 
 from anomalyflow.atomic import save_npz, write_json
+from anomalyflow.batching import map_batches
 from anomalyflow.config import load_json
-from anomalyflow.data.loader import iterate_batches
 from anomalyflow.data.table import fit_rows, read_samples, require_no_test
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
@@ -149,9 +149,13 @@ class PUAD:
 def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_workers: int, desc: str):
     s_p = np.empty(len(paths))
     features = None
-    for rows, batch in iterate_batches(paths, model.transform(), batch_size, num_workers=num_workers,
-                                       device=model.device, desc=desc):
+
+    def components(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         scores, pooled, _, _ = model.components(batch)
+        return scores, pooled
+
+    for rows, (scores, pooled) in map_batches(components, paths, model.transform(), batch_size, device=model.device,
+                                              num_workers=num_workers, desc=desc, what="PUAD features"):
         if features is None:
             features = np.empty((len(paths), pooled.shape[1]))
         s_p[rows], features[rows] = scores, pooled

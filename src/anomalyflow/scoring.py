@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from anomalyflow.batching import map_batches
 from anomalyflow.config import load_json
-from anomalyflow.data.loader import iterate_batches
 from anomalyflow.data.table import read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError
@@ -53,21 +53,29 @@ def score_paths(model, paths, *, batch_size: int, num_workers: int = 0,
                 desc: str | None = "scoring") -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Scores ``[N]``, maps ``[N, H, W]`` (float32, CPU) and any per-image extra scores of the images.
 
+    The batch size halves on CUDA out-of-memory errors (:mod:`anomalyflow.batching`).
+
     ``model.predict`` returns ``(scores, maps)`` or ``(scores, maps, extras)`` with ``extras`` a dict of
     per-image arrays (e.g. PUAD's two component scores), which become extra columns of ``scores.csv``.
     """
     scores = np.empty(len(paths), dtype=np.float64)
     maps = None
     extras: dict[str, np.ndarray] = {}
-    for rows, batch in iterate_batches(paths, model.transform(), batch_size, num_workers=num_workers,
-                                       device=model.device, desc=desc):
+
+    def predict(batch: torch.Tensor):
         batch_scores, batch_maps, *rest = model.predict(batch)
+        # Converted inside the retried call: ``.float()`` of half-precision maps allocates on the GPU too.
+        return batch_scores, batch_maps.float().cpu().numpy(), rest
+
+    for rows, (batch_scores, batch_maps, rest) in map_batches(predict, paths, model.transform(), batch_size,
+                                                              device=model.device, num_workers=num_workers,
+                                                              desc=desc, what="scoring"):
         scores[rows] = batch_scores
         for name, values in (rest[0] if rest else {}).items():
             extras.setdefault(name, np.empty(len(paths), dtype=np.float64))[rows] = values
         if maps is None:
             maps = np.empty((len(paths), *batch_maps.shape[-2:]), dtype=np.float32)
-        maps[rows] = batch_maps.float().cpu().numpy()
+        maps[rows] = batch_maps
     return scores, maps, extras
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from anomalyflow.atomic import write_json
-from anomalyflow.data.loader import iterate_batches
+from anomalyflow.batching import map_batches
 from anomalyflow.data.table import fit_rows, read_samples, require_no_test
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, NumericalError
@@ -75,16 +75,21 @@ def map_quantiles(model, rows: pd.DataFrame, *, maps: str = "resized", batch_siz
         raise ConfigError(f"maps: {maps!r} is not a quantile mode; use 'resized' (P) or 'raw' (N)")
     paths = rows["path"].tolist()
     st_maps = ae_maps = None
-    for index, batch in iterate_batches(paths, model.transform(), batch_size, num_workers=num_workers,
-                                        device=model.device, desc="validation maps"):
+
+    def raw_maps(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         st, ae = model.maps(batch)
         if maps == "resized":
             st, ae = resize(st, model.image_size), resize(ae, model.image_size)
+        return st.float().cpu().numpy(), ae.float().cpu().numpy()
+
+    # The batch halves on CUDA out-of-memory (the resized maps of a large batch are the big part).
+    for index, (st, ae) in map_batches(raw_maps, paths, model.transform(), batch_size, device=model.device,
+                                       num_workers=num_workers, desc="validation maps", what="EfficientAD quantiles"):
         if st_maps is None:  # one float32 array per kind, filled in place: no list of tensors to concatenate
             st_maps = np.empty((len(paths), *st.shape[1:]), dtype=np.float32)
             ae_maps = np.empty_like(st_maps)
-        st_maps[index] = st.float().cpu().numpy()
-        ae_maps[index] = ae.float().cpu().numpy()
+        st_maps[index] = st
+        ae_maps[index] = ae
     if not (np.isfinite(st_maps).all() and np.isfinite(ae_maps).all()):
         raise NumericalError("EfficientAD produced non-finite validation maps; the training images may be constant")
     q_st_a, q_st_b = quantile_linear(st_maps, (Q_A, Q_B))
