@@ -7,6 +7,7 @@
 # Rules only wire files to library calls (src/anomalyflow); see README.md and config/config.yaml.
 
 import os
+import sys
 
 from snakemake.utils import min_version
 
@@ -14,8 +15,9 @@ min_version("9.0")
 
 # Jobs import the library from this checkout's src/ (also inside --sdm conda environments, which hold
 # only the dependencies), so a job always runs the code beside the workflow.
-# (Set here, not required from the user, hence no envvars: directive.)
+# (Set here, not required from the user, hence no envvars: directive.) The rule files below import it too.
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [f"{workflow.basedir}/src", os.getenv("PYTHONPATH")])))
+sys.path.insert(0, f"{workflow.basedir}/src")
 
 
 configfile: "config/config.yaml"

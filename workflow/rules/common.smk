@@ -18,6 +18,7 @@ from anomalyflow.data.layouts import category_files
 from anomalyflow.data.synth import planned_files
 from anomalyflow.efficientad.stages import penalty_enabled
 from anomalyflow.errors import AnomalyflowError
+from anomalyflow.provenance import module_sources
 
 
 def _stop(error):
@@ -32,6 +33,12 @@ except AnomalyflowError as error:
     _stop(error)
 
 DATASETS = list(config["datasets"])
+LIBRARY = Path(workflow.basedir, "src", "anomalyflow")
+
+
+def code(*modules):
+    """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs."""
+    return module_sources("anomalyflow.jobs", *modules, package_dir=LIBRARY)
 
 
 wildcard_constraints:

@@ -10,6 +10,8 @@ for _name, _spec in config["datasets"].items():
         rule:
             name:
                 f"synth_{_name}_{_category}"
+            input:
+                code=code("anomalyflow.data.synth"),
             output:
                 synthetic_files(_name, _category),
             params:
@@ -27,6 +29,7 @@ for _name, _spec in config["datasets"].items():
 rule samples:
     input:
         category_inputs,
+        code=code("anomalyflow.data.layouts"),
     output:
         "results/{dataset}/{category}/samples.csv",
     params:

@@ -10,6 +10,8 @@ for _name, _spec in config.get("teachers", {}).items():
     rule:
         name:
             f"clutter_{_name}"
+        input:
+            code=code("anomalyflow.data.clutter"),
         output:
             [f"{clutter_root(_name)}/{p}" for p in planned_clutter_files(**_spec["synthetic"])],
         params:
@@ -25,6 +27,7 @@ for _name, _spec in config.get("teachers", {}).items():
 
 rule imagenet_stats:
     input:
+        code=code("anomalyflow.efficientad.imagenet_stats"),
         images=lambda wc: teacher_image_inputs(wc.teacher),
         weights=lambda wc: teacher_weights(wc.teacher),
     output:
@@ -47,6 +50,7 @@ rule imagenet_stats:
 
 rule distill_teacher:
     input:
+        code=code("anomalyflow.efficientad.distill"),
         images=lambda wc: teacher_image_inputs(wc.teacher),
         stats=lambda wc: f"results/imagenet/{wc.teacher}/{teacher(wc.teacher)['backbone']}_stats.pt",
         weights=lambda wc: teacher_weights(wc.teacher),
@@ -82,6 +86,7 @@ EFFICIENTAD_MODEL = multiext(
 
 rule train_efficientad:
     input:
+        code=code("anomalyflow.efficientad.stages"),
         samples=samples_csv,
         teacher=efficientad_teacher_input,
         penalty=efficientad_penalty_input,
@@ -108,6 +113,7 @@ rule train_efficientad:
 rule efficientad_quantiles:
     input:
         EFFICIENTAD_MODEL,
+        code=code("anomalyflow.efficientad.stages"),
         samples=samples_csv,
     output:
         "results/{dataset}/{category}/{method}/quantiles.json",
@@ -129,6 +135,7 @@ rule efficientad_quantiles:
 rule efficientad_score:
     input:
         EFFICIENTAD_MODEL,
+        code=code("anomalyflow.scoring", "anomalyflow.efficientad.model"),
         samples=samples_csv,
         model="results/{dataset}/{category}/{method}/model.json",
         quantiles="results/{dataset}/{category}/{method}/quantiles.json",

@@ -3,6 +3,7 @@
 
 rule ensemble:
     input:
+        code=code("anomalyflow.ensemble"),
         samples=samples_csv,
         scores=ensemble_inputs("scores"),
         maps=ensemble_inputs("maps"),

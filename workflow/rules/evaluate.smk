@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        code=code("anomalyflow.evaluate"),
         samples=samples_csv,
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps=maps_of,
@@ -23,7 +24,8 @@ rule evaluate:
 
 rule aggregate:
     input:
-        all_metrics,
+        metrics=all_metrics,
+        code=code("anomalyflow.aggregate"),
     output:
         "results/{dataset}/all.csv",
     log:

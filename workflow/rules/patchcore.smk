@@ -3,6 +3,7 @@
 
 rule patchcore_fit:
     input:
+        code=code("anomalyflow.patchcore"),
         samples=samples_csv,
         weights=lambda wc: weights_file(params_of(wc)["backbone"], params_of(wc)["weights"]),
     output:
@@ -27,6 +28,7 @@ rule patchcore_fit:
 
 rule patchcore_score:
     input:
+        code=code("anomalyflow.scoring", "anomalyflow.patchcore"),
         samples=samples_csv,
         bank="results/{dataset}/{category}/{method}/memory.faiss",
         model="results/{dataset}/{category}/{method}/model.json",

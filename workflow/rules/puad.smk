@@ -3,6 +3,7 @@
 
 rule fit_puad:
     input:
+        code=code("anomalyflow.puad"),
         samples=samples_csv,
         base=puad_base_files,
     output:
@@ -27,6 +28,7 @@ rule fit_puad:
 
 rule score_puad:
     input:
+        code=code("anomalyflow.scoring", "anomalyflow.puad"),
         samples=samples_csv,
         base=puad_base_files,
         gaussian="results/{dataset}/{category}/{method}/gaussian.npz",

@@ -3,6 +3,8 @@
 
 
 rule download_weights:
+    input:
+        code=code("anomalyflow.nets.backbones"),
     output:
         "resources/weights/{backbone}.pth",
     wildcard_constraints:

@@ -1,4 +1,4 @@
-from anomalyflow.efficientad import distill_teacher
+from anomalyflow.efficientad.distill import distill_teacher
 from anomalyflow.jobs import job
 
 with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):

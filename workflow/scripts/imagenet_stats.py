@@ -1,4 +1,4 @@
-from anomalyflow.efficientad import compute_imagenet_stats
+from anomalyflow.efficientad.imagenet_stats import compute_imagenet_stats
 from anomalyflow.jobs import job
 
 with job(snakemake.log[0], name="imagenet_stats", threads=snakemake.threads):

@@ -13,13 +13,26 @@ Stages, one module each (algorithms.md A):
 The networks live in :mod:`anomalyflow.nets.pdn` and :mod:`anomalyflow.nets.autoencoder`.
 """
 
-from anomalyflow.efficientad.distill import distill_teacher
-from anomalyflow.efficientad.imagenet_stats import compute_imagenet_stats, list_images
-from anomalyflow.efficientad.model import EfficientAD
-from anomalyflow.efficientad.official import import_puad_model, load_teacher_file
-from anomalyflow.efficientad.quantiles import validation_quantiles
-from anomalyflow.efficientad.target import TeacherTarget
-from anomalyflow.efficientad.train import train_efficientad
+import importlib
 
-__all__ = ["EfficientAD", "TeacherTarget", "compute_imagenet_stats", "distill_teacher", "import_puad_model",
-           "list_images", "load_teacher_file", "train_efficientad", "validation_quantiles"]
+# Exports resolve on first use: importing one stage (e.g. the inference model in a scoring job) must not
+# import the others, which keeps jobs light and lets the workflow's code trigger (anomalyflow.provenance)
+# rerun only the stages whose modules changed.
+_EXPORTS = {
+    "EfficientAD": "model",
+    "TeacherTarget": "target",
+    "compute_imagenet_stats": "imagenet_stats",
+    "distill_teacher": "distill",
+    "import_puad_model": "official",
+    "list_images": "imagenet_stats",
+    "load_teacher_file": "official",
+    "train_efficientad": "train",
+    "validation_quantiles": "quantiles",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

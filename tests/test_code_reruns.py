@@ -1,0 +1,34 @@
+"""Issue 7 (c): editing one method's library code reruns exactly the jobs that run that code."""
+
+from __future__ import annotations
+
+import pytest
+from workflow_helpers import clone_run, dry_run_outputs, planned_jobs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(demo_run, tmp_path_factory):
+    return clone_run(demo_run, tmp_path_factory.mktemp("code") / "run")
+
+
+def _touch_source(run, relative):
+    path = run / "src" / "anomalyflow" / relative
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def test_editing_puad_reruns_only_puad_jobs(run):
+    _touch_source(run, "puad.py")
+    jobs = planned_jobs(run)
+    outputs = dry_run_outputs(run)
+    assert sorted(set(jobs)) == ["aggregate", "all", "evaluate", "fit_puad", "score_puad"]
+    assert jobs.count("fit_puad") == 2 and jobs.count("evaluate") == 2  # both categories, PUAD only
+    assert all("/puad_s/" in o or o.endswith("all.csv") for o in outputs)
+
+
+def test_editing_the_feature_module_reruns_the_methods_that_use_it(run):
+    _touch_source(run, "pni/coreset.py")
+    jobs = set(planned_jobs(run))
+    assert {"patchcore_fit", "patchcore_score"} <= jobs
+    assert not jobs & {"train_efficientad", "efficientad_score", "synth_demo_tray", "samples"}

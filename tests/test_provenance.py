@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import anomalyflow
+from anomalyflow.provenance import module_sources
+
+PACKAGE = Path(anomalyflow.__file__).parent
+
+
+def _names(files):
+    return {str(Path(f).relative_to(PACKAGE)) for f in files}
+
+
+def test_a_stage_depends_on_what_it_imports_and_not_on_other_methods():
+    puad = _names(module_sources("anomalyflow.puad", package_dir=PACKAGE))
+    assert {"puad.py", "__init__.py", "errors.py", "data/table.py", "efficientad/model.py"} <= puad
+    assert "patchcore.py" not in puad and "ensemble.py" not in puad
+    patchcore = _names(module_sources("anomalyflow.patchcore", package_dir=PACKAGE))
+    assert {"patchcore.py", "pni/features.py", "pni/coreset.py", "nets/backbones.py"} <= patchcore
+    assert "puad.py" not in patchcore
+
+
+def test_lazy_imports_inside_functions_count():
+    # evaluate imports the metrics and the LOCO reader inside functions.
+    evaluate = _names(module_sources("anomalyflow.evaluate", package_dir=PACKAGE))
+    assert "data/mvtec_loco.py" in evaluate and any(name.startswith("metrics/") for name in evaluate)
+
+
+def test_missing_source_tree_gives_no_inputs(tmp_path):
+    assert module_sources("anomalyflow.puad", package_dir=tmp_path / "nowhere") == []
