@@ -85,3 +85,49 @@ def test_official_and_intended_agree_where_the_bugs_cannot_matter():
     passes.scatter_(1, dist.argmin(dim=1, keepdim=True), True)
     torch.testing.assert_close(compat_pos_distance(dist, passes), gated_distance(dist, passes))
     torch.testing.assert_close(gated_distance(dist, passes), dist.amin(dim=1))
+
+
+def literal_scores(dist, to_cdist, q_nb, parent, pos_pass, tau_nb, gamma, compat):
+    """C6 read line by line, one query at a time: sorted probabilities times a 0/1 mask, −log of the maximum."""
+    m, k = dist.shape[1], q_nb.shape[1]
+    nb_out, pos_out = [], []
+    for q in range(dist.shape[0]):
+        ids = dist[q].argsort(stable=True)
+        p = gamma * torch.exp(-gamma * dist[q][ids])
+        nb_mask, pos_mask = torch.zeros(m), torch.zeros(m)
+        if compat:
+            nearest_cdist = to_cdist[q].argsort(stable=True)
+            for j in range(k):
+                if j < math.ceil(k / 8) and q_nb[q, nearest_cdist[j]] > tau_nb:
+                    nb_mask[parent == j] = 1  # marks C_emb *ids* ...
+            for j in range(m):
+                if j < math.ceil(m / 8):
+                    pos_mask[j] = float(pos_pass[q, ids[j]])
+        else:
+            nb_mask = (q_nb[q, parent[ids]] > tau_nb).float()
+            pos_mask = pos_pass[q, ids].float()
+        nb_mask[-1] = pos_mask[-1] = 1  # the farthest entry always passes
+        nb_out.append(-torch.log((p * nb_mask).max()))  # ... and multiplies them with rank-sorted p
+        pos_out.append(-torch.log((p * pos_mask).max()))
+    return torch.stack(nb_out), torch.stack(pos_out)
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_vectorised_gates_equal_the_literal_reading(compat):
+    g = torch.Generator().manual_seed(2)
+    q, m, k, gamma = 30, 40, 17, 0.99
+    dist = torch.rand(q, m, generator=g, dtype=torch.float64) * 3
+    to_cdist = torch.rand(q, k, generator=g, dtype=torch.float64)
+    q_nb = torch.softmax(torch.randn(q, k, generator=g, dtype=torch.float64) * 2, dim=1)
+    parent = torch.randint(0, k, (m,), generator=g)
+    pos_pass = torch.rand(q, m, generator=g) < 0.3
+    tau = 0.5 / m
+    nb_ref, pos_ref = literal_scores(dist, to_cdist, q_nb, parent, pos_pass, tau, gamma, compat)
+    if compat:
+        nb = compat_nb_distance(dist, q_nb, to_cdist, parent, tau)
+        pos = compat_pos_distance(dist, pos_pass)
+    else:
+        nb = gated_distance(dist, nb_gate(q_nb, parent, tau))
+        pos = gated_distance(dist, pos_pass)
+    torch.testing.assert_close(score(nb, gamma), nb_ref)
+    torch.testing.assert_close(score(pos, gamma), pos_ref)
