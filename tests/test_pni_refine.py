@@ -119,7 +119,6 @@ def test_refined_model_blends_into_the_pni_map(tiny_pni, net):
         RefinedPNI(pni, net, {"refine_size": 48}, (lo, hi))
 
 
-@pytest.mark.slow
 def test_train_refiner_and_score_the_refined_model(tiny_pni, tmp_path, monkeypatch):
     root, samples, pni = tiny_pni
     history = train_refiner(samples, root / "pni", tmp_path / "refined",

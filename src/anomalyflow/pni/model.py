@@ -38,7 +38,6 @@ from anomalyflow.atomic import save_torch, write_json
 from anomalyflow.batching import map_batches
 from anomalyflow.config import load_json
 from anomalyflow.data.images import image_size
-from anomalyflow.efficientad.model import load_into, load_state
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.pni import gates
@@ -57,6 +56,7 @@ from anomalyflow.pni.memory import MemoryBank
 from anomalyflow.pni.nearest import block_rows, distances, nearest
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, neighbour_probabilities, train_mlp
 from anomalyflow.pni.position import load_counts, position_counts, position_gate, save_counts
+from anomalyflow.pni.state_files import load_into, load_state
 
 log = get_logger(__name__)
 

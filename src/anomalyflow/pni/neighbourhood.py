@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from anomalyflow.efficientad.sampling import amp_dtype, autocast, grad_scaler
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.pni.nearest import nearest
+from anomalyflow.pni.precision import amp_dtype, autocast, grad_scaler
 
 log = get_logger(__name__)
 

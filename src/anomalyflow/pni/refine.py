@@ -40,14 +40,14 @@ from anomalyflow.data.loader import load_images
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from anomalyflow.device import resolve_device
-from anomalyflow.efficientad.model import load_state
-from anomalyflow.efficientad.sampling import IndexStream, amp_dtype, autocast, grad_scaler
-from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import resize
 from anomalyflow.pni.geometry import pni_transform
 from anomalyflow.pni.model import PNI
+from anomalyflow.pni.precision import amp_dtype, autocast, grad_scaler
 from anomalyflow.pni.refinement_net import STRIDE, RefinementNet, refinement_loss
+from anomalyflow.pni.state_files import load_into, load_state
 from anomalyflow.pni.synthetic_anomalies import KINDS, synthesize
 
 log = get_logger(__name__)
@@ -149,11 +149,15 @@ def fit_refiner(net: RefinementNet, images: torch.Tensor, inputs: torch.Tensor, 
     dtype = amp_dtype(device) if amp else None
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     scaler = grad_scaler(device, dtype)
-    stream = IndexStream(len(images), seed)
+    shuffle = torch.Generator().manual_seed(seed)
+    order = torch.empty(0, dtype=torch.long)
     net.train()
     history, running, count = [], torch.zeros((), device=device), 0
     for step in tqdm(range(1, iterations + 1), desc="refiner", unit="step", leave=False):
-        index, _ = stream.take(batch_size)
+        # Batches walk through seeded permutations of the samples (every sample once per pass).
+        while len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(len(images), generator=shuffle)])
+        index, order = order[:batch_size], order[batch_size:]
         x, amap, target = (t[index].to(device, non_blocking=True) for t in (images, inputs, targets))
         with autocast(device, dtype):
             residual = net(x, amap)
@@ -205,11 +209,7 @@ class RefinedPNI:
         # no download) and adopt the stored tensors.
         with torch.device("meta"):
             net = RefinementNet("none")
-        path = folder / "refiner.pt"
-        try:
-            net.load_state_dict(load_state(path), assign=True)
-        except RuntimeError as error:
-            raise DataError(f"{path}: does not fit the refinement network ({str(error).splitlines()[0]})") from None
+        load_into(net, load_state(folder / "refiner.pt"), folder / "refiner.pt", assign=True)
         return cls(pni, net, meta["params"], tuple(meta["map_range"]))
 
     @torch.no_grad()
