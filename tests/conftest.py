@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SUMMARIES = pytest.StashKey[list]()
 
 
 def shared_dir() -> Path:
@@ -39,3 +40,20 @@ def demo_run(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("demo_run"))
     snakemake(workdir)  # no target: the default rule builds results/demo/all.csv
     return workdir
+
+
+@pytest.fixture(scope="session")
+def summary_table(request):
+    """``add(title, lines)``: a table printed in pytest's terminal summary, after every test has run."""
+
+    def add(title: str, lines) -> None:
+        request.config.stash.setdefault(SUMMARIES, []).append((title, list(lines)))
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for title, lines in config.stash.get(SUMMARIES, []):
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -52,6 +52,7 @@ def evaluate_category(
     test = split_rows(table, "test")
     if test.empty:
         raise DataError(f"{samples_path}: the category has no test images")
+    _require_both_classes(test, samples_path)
     scored = _align_scores(read_scores(scores_path), test, scores_path)
     row = {
         "dataset": test["dataset"].iloc[0], "category": test["category"].iloc[0], "method": method,
@@ -76,6 +77,17 @@ def evaluate_category(
         if defects_config is not None:
             row.update(_spro(test, maps, frame, size, spro_limits, defects_config))
     return pd.DataFrame([row])
+
+
+def _require_both_classes(test: pd.DataFrame, samples_path) -> None:
+    """Image AUROC compares good with anomalous test images; a test set of one class has no AUROC."""
+    n_good, n_anomalous = int((test["label"] == 0).sum()), int((test["label"] == 1).sum())
+    if n_good and n_anomalous:
+        return
+    missing = "good" if not n_good else "anomalous"
+    raise DataError(f"{samples_path}: category {test['category'].iloc[0]!r} has no {missing} test images "
+                    f"({n_good} good, {n_anomalous} anomalous), so image AUROC is undefined; add {missing} images to "
+                    "its test set")
 
 
 def _align_scores(scores: pd.DataFrame, test: pd.DataFrame, scores_path) -> pd.DataFrame:

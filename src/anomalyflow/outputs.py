@@ -59,8 +59,11 @@ def write_maps(path: str | os.PathLike, paths, maps, frame=FULL_FRAME) -> None:
     array = np.asarray(maps, dtype=np.float32)
     if array.ndim != 3 or array.shape[0] != len(paths):
         raise ValueError(f"maps must be [N, H, W] for {len(paths)} paths, got {array.shape}")
-    if not np.isfinite(array).all():
-        raise NumericalError("the model produced non-finite anomaly maps; the training data may be constant")
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if not finite.all():
+        raise NumericalError(f"{path}: the model produced non-finite anomaly maps (first for "
+                             f"{paths[int(np.flatnonzero(~finite)[0])]}); check that the training images are not "
+                             "constant, or lower the learning rate")
     save_npz(path, maps=array, paths=np.asarray([str(p) for p in paths]), frame=np.asarray(frame, dtype=np.float64))
 
 

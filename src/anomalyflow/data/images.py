@@ -120,18 +120,28 @@ def load_mask_channels(paths: PathLike | Sequence[PathLike]) -> tuple[np.ndarray
 # --- opening and decoding ------------------------------------------------------------------------
 
 
-def _open(path: PathLike) -> Image.Image:
-    """``Image.open`` with every failure turned into a one-line DataError naming the file."""
+def require_readable(path: PathLike) -> os.stat_result:
+    """``os.stat`` (following links) plus a read-permission check: a missing file, broken link, link loop or
+    file this user may not read is a one-line DataError naming the path. Opens nothing."""
     name = os.fspath(path)
     try:
         info = os.stat(name)
     except FileNotFoundError:
         if os.path.islink(name):
-            raise DataError(f"{path}: broken symbolic link (its target {os.readlink(name)} does not exist)") \
-                from None
+            raise DataError(f"{path}: broken symbolic link (its target {os.readlink(name)} does not exist); fix or "
+                            "remove the link") from None
         raise DataError(f"{path}: file not found") from None
     except OSError as error:
         raise DataError(f"{path}: {_os_reason(error)}") from None
+    if not os.access(name, os.R_OK):
+        raise DataError(f"{path}: {_os_reason(PermissionError(errno.EACCES, 'Permission denied'))}")
+    return info
+
+
+def _open(path: PathLike) -> Image.Image:
+    """``Image.open`` with every failure turned into a one-line DataError naming the file."""
+    name = os.fspath(path)
+    info = require_readable(path)
     if stat.S_ISDIR(info.st_mode):
         raise DataError(f"{path}: is a folder, not an image file")
     if info.st_size == 0:
@@ -293,4 +303,5 @@ __all__ = [
     "load_image",
     "load_mask",
     "load_mask_channels",
+    "require_readable",
 ]

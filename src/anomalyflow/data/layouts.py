@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from anomalyflow.data.images import IMAGE_EXTENSIONS, image_size, is_image_name
+from anomalyflow.data.images import IMAGE_EXTENSIONS, image_size, is_image_name, require_readable
 from anomalyflow.data.table import make_table
 from anomalyflow.errors import ConfigError, DataError
 
@@ -108,7 +108,8 @@ def list_categories(layout: str, root: str | os.PathLike,
 
 def category_files(layout: str, root: str | os.PathLike, category: str,
                    folder: Mapping[str, Any] | None = None) -> list[str]:
-    """Every file that defines a category's data (images, masks, csv/json), sorted, nothing opened.
+    """Every file that defines a category's data (images, masks, csv/json), sorted, nothing opened (but
+    each must exist and be readable: a broken link, link loop or chmod-000 file raises :class:`DataError`).
 
     The workflow lists these as the inputs of the category's data rule, so Snakemake reruns that
     category (and only that one) when a file is added, removed or changed.
@@ -120,7 +121,12 @@ def category_files(layout: str, root: str | os.PathLike, category: str,
         files = module.category_files(base, category, folder)
     else:
         files = module.category_files(base, category)
-    return sorted({str(f) for f in files})
+    files = sorted({str(f) for f in files})
+    for file in files:
+        # Found before Snakemake meets them: a broken link or link loop would be a "missing input" with no
+        # remedy, and Snakemake itself fails on an unreadable input when it records the job's metadata.
+        require_readable(file)
+    return files
 
 
 def layout_module(layout: str) -> ModuleType:
@@ -174,7 +180,8 @@ def require_root(root: str | os.PathLike, layout: str) -> Path:
         raise ConfigError(f"no dataset root given for layout {layout!r}; set the dataset root in the config")
     base = Path(root)
     if not base.exists():
-        raise DataError(f"{root}: dataset root not found; check the root path")
+        raise DataError(f"{root}: dataset root not found; set the dataset's root (the config's datasets.<name>.root, "
+                        "or check-data's --root) to the folder that holds the category folders")
     if not base.is_dir():
         raise DataError(f"{root}: dataset root is not a folder")
     return base

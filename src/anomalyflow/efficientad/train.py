@@ -253,7 +253,8 @@ def train_efficientad(
     mean, std = teacher_statistics(teacher, images, mode=teacher_norm, device=device)
     if not (torch.isfinite(std).all() and (std > 0).all()):
         raise NumericalError(f"{samples_path}: the teacher's output does not vary over the {len(train_paths)} "
-                             "training images (std 0 in some channels); are the images constant?")
+                             "training images (std 0 in some channels); are the images constant (blank frames)? "
+                             "Train on real normal images")
 
     params = {"size": size, "iterations": iterations, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "lr_drop": lr_drop, "hard_quantile": hard_quantile,
