@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from anomalyflow.atomic import write_json
-from anomalyflow.data.table import fit_rows, read_samples, require_no_test
+from anomalyflow.data.table import fit_rows, normal_statistics, read_samples, require_no_test
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import resize
@@ -63,7 +63,7 @@ def map_statistics(maps: np.ndarray, rows: pd.DataFrame, mode: str) -> tuple[flo
     else:
         require_no_test(rows, purpose="ensemble map normalisation")
         if mode == "validation":
-            offset, scale = float(maps.mean(dtype=np.float64)), float(maps.std(dtype=np.float64))
+            offset, scale = normal_statistics(maps, rows, purpose="ensemble map normalisation")
         else:
             offset, upper = float(maps.min()), float(maps.max())
             scale = upper - offset
@@ -122,7 +122,8 @@ def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[s
 
     score_statistics = {}
     for (name, _, _), values in zip(members, member_scores, strict=True):
-        mean, std = float(values[is_validation].mean()), float(values[is_validation].std())
+        mean, std = normal_statistics(values[is_validation], rows.loc[is_validation],
+                                      purpose="ensemble score z-scores")
         score_statistics[name] = {"mean": mean, "std": std}
     if image_score == "mean_zscore":
         if not all(s["std"] > 0 for s in score_statistics.values()):

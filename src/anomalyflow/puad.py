@@ -28,7 +28,7 @@ from sklearn.covariance import LedoitWolf
 from anomalyflow.atomic import save_npz, write_json
 from anomalyflow.batching import map_batches
 from anomalyflow.config import load_json
-from anomalyflow.data.table import fit_rows, read_samples, require_no_test
+from anomalyflow.data.table import fit_rows, normal_statistics, read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
@@ -86,9 +86,7 @@ def _as_matrix(features) -> np.ndarray:
 
 def zscore_statistics(scores: np.ndarray, rows: pd.DataFrame, *, purpose: str) -> tuple[float, float]:
     """Mean and population std (ddof 0, as PUAD) of validation scores; ``rows`` are checked for leakage."""
-    require_no_test(rows, purpose=purpose)
-    values = np.asarray(scores, dtype=np.float64)
-    mean, std = float(values.mean()), float(values.std())
+    mean, std = normal_statistics(np.asarray(scores, dtype=np.float64), rows, purpose=purpose)
     if not std > 0 or not np.isfinite(std):
         raise NumericalError(f"{purpose}: the validation scores have no spread (std {std}); z-scores are undefined. "
                              "Check that the validation images are not all identical")

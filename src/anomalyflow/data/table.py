@@ -16,7 +16,10 @@ On disk the table is a CSV (``samples.csv``) with ``mask_paths`` as a JSON list.
 split, defect type and path, so the same folder always gives the same table.
 
 Every statistic in anomalyflow (normalisation, quantiles, z-scores, thresholds) takes its rows through
-:func:`fit_rows`, which refuses test rows: the test split is for scoring only.
+:func:`fit_rows`, which refuses test rows: the test split is for scoring only. A function that computes
+a statistic from values it is handed also takes the rows they belong to and checks them with
+:func:`require_no_test`; means and standard deviations are computed by :func:`normal_statistics`, which
+does both.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from anomalyflow.atomic import write_csv
@@ -126,3 +130,19 @@ def require_no_test(frame: pd.DataFrame, *, purpose: str) -> None:
             f"{purpose}: refusing {len(test)} test-split image(s) (first: {test['path'].iloc[0]}); statistics are "
             "computed from training/validation normals only"
         )
+
+
+def normal_statistics(values, rows: pd.DataFrame, *, purpose: str) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof 0, float64) of ``values``, one entry per row of ``rows``
+    along the first axis (a score each, or a map each: all its pixels count).
+
+    The rows are checked with :func:`require_no_test` first, so a z-score or a normalisation can only be
+    fitted on training/validation images. The caller decides what a zero spread means.
+    """
+    require_no_test(rows, purpose=purpose)
+    array = np.asarray(values)
+    if array.ndim == 0 or array.shape[0] != len(rows):
+        raise ValueError(f"{purpose}: {len(rows)} rows but values of shape {array.shape}")
+    if array.size == 0:
+        raise DataError(f"{purpose}: no images to compute statistics from")
+    return float(array.mean(dtype=np.float64)), float(array.std(dtype=np.float64))
