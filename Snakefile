@@ -31,6 +31,7 @@ include: "workflow/rules/efficientad.smk"
 include: "workflow/rules/puad.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

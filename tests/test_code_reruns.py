@@ -22,9 +22,11 @@ def test_editing_puad_reruns_only_puad_jobs(run):
     _touch_source(run, "puad.py")
     jobs = planned_jobs(run)
     outputs = dry_run_outputs(run)
-    assert sorted(set(jobs)) == ["aggregate", "all", "evaluate", "fit_puad", "score_puad"]
+    # (+ the report's figures, which show PUAD's scores)
+    assert sorted(set(jobs)) == ["aggregate", "all", "evaluate", "fit_puad", "report_category", "report_summary",
+                                 "score_puad"]
     assert jobs.count("fit_puad") == 2 and jobs.count("evaluate") == 2  # both categories, PUAD only
-    assert all("/puad_s/" in o or o.endswith("all.csv") for o in outputs)
+    assert all("/puad_s/" in o or "/figures/" in o or o.endswith("all.csv") for o in outputs)
 
 
 def test_editing_the_feature_module_reruns_the_methods_that_use_it(run):

@@ -15,7 +15,7 @@ def copy_workflow(target: Path) -> Path:
     """A scratch copy of the workflow and the library source it runs (the Snakefile puts src/ on PYTHONPATH)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "Snakefile", target / "Snakefile")
-    for folder in ("config", "workflow", "envs", "src"):
+    for folder in ("config", "workflow", "envs", "src", "report"):
         shutil.copytree(REPO / folder, target / folder, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return target

@@ -255,3 +255,29 @@ def ensemble_inputs(kind):
 
     return inputs
 
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def category_method_files(name):
+    """Input function: one file per method of {category}, in the config's order (a PUAD method's maps
+    are its base EfficientAD's); the report script pairs them with params.methods by position."""
+
+    def files(wildcards):
+        folder = f"results/{wildcards.dataset}/{wildcards.category}"
+        methods = ds(wildcards)["methods"]
+        if name == "maps.npz":
+            return [f"{folder}/{config['methods'][m].get('base', m)}/maps.npz" for m in methods]
+        return [f"{folder}/{m}/{name}" for m in methods]
+
+    return files
+
+
+def report_figures(wildcards):
+    """Every figure of the dataset's report (rules in report.smk)."""
+    return [f"results/{wildcards.dataset}/figures/summary.svg"] + expand(
+        "results/{dataset}/figures/{category}/{name}",
+        dataset=wildcards.dataset,
+        category=ds(wildcards)["categories"],
+        name=["metrics.html", "roc.svg", "maps.png"],
+    )

@@ -26,6 +26,9 @@ rule aggregate:
     input:
         metrics=all_metrics,
         code=code("anomalyflow.aggregate"),
+        # Not read: the report's figures (report.smk) are built with every all.csv, so that
+        # `snakemake --report` with the same target finds them.
+        figures=report_figures,
     output:
         "results/{dataset}/all.csv",
     log:
