@@ -31,6 +31,8 @@ MODEL_CLASSES = {
     "efficientad": "anomalyflow.efficientad.model:EfficientAD",
     "puad": "anomalyflow.puad:PUAD",
     "ensemble": "anomalyflow.ensemble:Ensemble",
+    "pni": "anomalyflow.pni.model:PNI",
+    "pni_refined": "anomalyflow.pni.refine:RefinedPNI",
 }
 
 

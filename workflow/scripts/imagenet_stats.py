@@ -1,5 +1,6 @@
 from anomalyflow.efficientad.imagenet_stats import compute_imagenet_stats
 from anomalyflow.jobs import job
+from anomalyflow.nets.backbones import resolve_weights
 
 with job(snakemake.log[0], name="imagenet_stats", threads=snakemake.threads):
     t = snakemake.params.teacher
@@ -10,7 +11,7 @@ with job(snakemake.log[0], name="imagenet_stats", threads=snakemake.threads):
         seed=t["stats_seed"],
         variant=t["variant"],
         backbone=t["backbone"],
-        weights=snakemake.input.weights[0] if snakemake.input.weights else "none",
+        weights=resolve_weights(t["weights"], t["backbone"]),
         image_size=t["image_size"],
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],

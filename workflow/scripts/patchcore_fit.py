@@ -1,14 +1,15 @@
 from pathlib import Path
 
 from anomalyflow.jobs import job
+from anomalyflow.nets.backbones import resolve_weights
 from anomalyflow.patchcore import fit_patchcore
 
 with job(snakemake.log[0], name="patchcore_fit", threads=snakemake.threads):
-    weights = snakemake.input.weights[0] if snakemake.input.weights else "none"
+    params = snakemake.params.method
     fit_patchcore(
         snakemake.input.samples,
         Path(snakemake.output.model).parent,
-        {**snakemake.params.method, "weights": weights},
+        {**params, "weights": resolve_weights(params["weights"], params["backbone"])},
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],
     )

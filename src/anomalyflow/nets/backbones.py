@@ -19,7 +19,7 @@ from anomalyflow.errors import ConfigError, DataError
 
 BACKBONES = (
     "wide_resnet50_2", "wide_resnet101_2", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext101_32x8d", "densenet201",
+    "resnext101_32x8d", "densenet201", "densenet161",
 )
 # DenseNet has dense blocks where ResNets have layers; PNI takes features.denseblock2/3 for DN201 (C2).
 _DENSENET_ALIASES = {f"layer{i}": f"denseblock{i}" for i in range(1, 5)}
@@ -48,6 +48,18 @@ def build_backbone(name: str, weights: str | os.PathLike | None = "none", *, ini
         model = builder(weights=None)
         model.load_state_dict(load_state_dict(spec, name))
     return model.eval()
+
+
+WEIGHTS_DIR = "resources/weights"
+
+
+def resolve_weights(weights: str | os.PathLike | None, backbone: str, weights_dir: str = WEIGHTS_DIR) -> str:
+    """What a job loads: the workflow's cached file for ``imagenet``, ``none``, or the given path."""
+    if weights in (None, "none"):
+        return "none"
+    if weights == "imagenet":
+        return f"{weights_dir}/{backbone}.pth"
+    return str(weights)
 
 
 def load_state_dict(path: str | os.PathLike, name: str) -> dict:
