@@ -50,11 +50,12 @@ from anomalyflow.efficientad.imagenet_stats import (
     next_batch,
     resolve_paths,
 )
-from anomalyflow.efficientad.sampling import IndexStream, StreamSampler, amp_dtype, autocast, grad_scaler
+from anomalyflow.efficientad.sampling import IndexStream, StreamSampler
 from anomalyflow.efficientad.target import TeacherTarget, check_variant
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.nets.pdn import build_pdn, normalize_size
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler
 
 log = get_logger(__name__)
 

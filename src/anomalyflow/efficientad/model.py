@@ -28,34 +28,15 @@ import torch
 
 from anomalyflow.config import load_json
 from anomalyflow.data.loader import image_transform
-from anomalyflow.efficientad.sampling import amp_dtype, autocast
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.maps import pad_constant, resize
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn
+from anomalyflow.precision import amp_dtype, autocast
+from anomalyflow.state_files import load_into, load_state
 
 INFERENCE_DEFAULTS = {"map_padding": 0, "batch_size": 16, "amp": True}
 _QUANTILE_KEYS = ("q_st_a", "q_st_b", "q_ae_a", "q_ae_b")
-
-
-def load_state(path: Path) -> dict:
-    """A torch file of plain tensors/dicts (``weights_only``), with a one-line error naming it."""
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found; train the model (or import official weights) first")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise DataError(f"{path}: not a readable torch file ({type(error).__name__}: {error})") from None
-
-
-def load_into(module: torch.nn.Module, state: dict, path: Path) -> None:
-    """``load_state_dict`` (strict) with missing/unexpected keys or wrong shapes reported against ``path``."""
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[1:3]) or first[0]
-        raise DataError(f"{path}: does not fit a {type(module).__name__} of this size ({detail})") from None
 
 
 class EfficientAD:

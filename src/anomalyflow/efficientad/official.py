@@ -32,10 +32,10 @@ import torch
 from torch import nn
 
 from anomalyflow.atomic import save_torch, write_json
-from anomalyflow.efficientad.model import load_into
 from anomalyflow.errors import DataError
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn, is_sequential_state, normalize_size, sequential_to_named
+from anomalyflow.state_files import load_into
 
 PUAD_QUANTILE_KEYS = {"q_a_student": "q_st_a", "q_b_student": "q_st_b", "q_a_autoencoder": "q_ae_a",
                       "q_b_autoencoder": "q_ae_b"}

@@ -12,7 +12,6 @@ DataLoader with workers gives the same batches as one without.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -83,27 +82,4 @@ class StreamSampler(Sampler):
             yield from zip(indices.tolist(), flags.tolist(), strict=True)
 
 
-def amp_dtype(device: torch.device, *, half: bool = False) -> torch.dtype | None:
-    """The autocast dtype on CUDA (bf16 where supported, else fp16; ``half`` forces fp16); None on CPU.
-
-    CPU runs stay fp32: CPU autocast is slower than fp32 for these convolutions and changes numbers.
-    """
-    if device.type != "cuda":
-        return None
-    if half or not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
-    """A loss scaler, active only for fp16 (bf16 has fp32's range and needs none)."""
-    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-
-
-__all__ = ["IndexStream", "StreamSampler", "amp_dtype", "autocast", "grad_scaler", "mixed_seed", "step_generator"]
+__all__ = ["IndexStream", "StreamSampler", "mixed_seed", "step_generator"]

@@ -59,19 +59,12 @@ from anomalyflow.efficientad.checkpoint import (
 from anomalyflow.efficientad.imagenet_stats import FlaggedImages, flagged_loader, next_batch, resolve_paths
 from anomalyflow.efficientad.official import load_teacher_file
 from anomalyflow.efficientad.quantiles import row_quantile
-from anomalyflow.efficientad.sampling import (
-    IndexStream,
-    StreamSampler,
-    amp_dtype,
-    autocast,
-    grad_scaler,
-    mixed_seed,
-    step_generator,
-)
+from anomalyflow.efficientad.sampling import IndexStream, StreamSampler, mixed_seed, step_generator
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import PDN, build_pdn, normalize_size
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler
 
 log = get_logger(__name__)
 

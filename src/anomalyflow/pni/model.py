@@ -56,7 +56,7 @@ from anomalyflow.pni.memory import MemoryBank
 from anomalyflow.pni.nearest import block_rows, distances, nearest
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, neighbour_probabilities, train_mlp
 from anomalyflow.pni.position import load_counts, position_counts, position_gate, save_counts
-from anomalyflow.pni.state_files import load_into, load_state
+from anomalyflow.state_files import load_into, load_state
 
 log = get_logger(__name__)
 

@@ -45,10 +45,10 @@ from anomalyflow.logs import get_logger
 from anomalyflow.maps import resize
 from anomalyflow.pni.geometry import pni_transform
 from anomalyflow.pni.model import PNI
-from anomalyflow.pni.precision import amp_dtype, autocast, grad_scaler
 from anomalyflow.pni.refinement_net import STRIDE, RefinementNet, refinement_loss
-from anomalyflow.pni.state_files import load_into, load_state
 from anomalyflow.pni.synthetic_anomalies import KINDS, synthesize
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler
+from anomalyflow.state_files import load_into, load_state
 
 log = get_logger(__name__)
 

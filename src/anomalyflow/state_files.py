@@ -1,8 +1,4 @@
-"""Reading PNI's torch state files with one-line errors that name the file.
-
-(:mod:`anomalyflow.efficientad.model` has the same two functions; PNI keeps its own so that its workflow
-jobs do not depend on EfficientAD's modules, see :mod:`anomalyflow.provenance`.)
-"""
+"""Reading the networks' torch state files with one-line errors that name the file (every method)."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from anomalyflow.errors import DataError
 def load_state(path: Path) -> dict:
     """A torch file of plain tensors/dicts (``weights_only``)."""
     if not path.is_file():
-        raise DataError(f"{path}: model file not found; run the stage that trains it first")
+        raise DataError(f"{path}: model file not found; run the stage that trains it (or import weights) first")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unpickling failure means the same to the user
