@@ -143,24 +143,30 @@ def _check_references(config: dict, schema: dict, validator_class) -> None:
         for method, override in (ds.get("method_params") or {}).items():
             _check_override(f"datasets.{ds_name}.method_params.{method}", method, override, config, families,
                             schema, validator_class)
-        for method in ds.get("methods", []):
-            for member in methods[method].get("members", []):
-                if member not in methods:
-                    raise ConfigError(_unknown(f"methods.{method}.members", member, methods))
-            base = methods[method].get("base")
-            if base is not None and base not in ds.get("methods", []):
-                raise ConfigError(f"datasets.{ds_name}.methods: {method} extends {base!r}, which must be listed too")
         for category in ds.get("categories", []):
             for method in ds.get("methods", []):
-                teacher = method_params(config, ds_name, category, method).get("teacher")
-                if "teacher" in families[methods[method]["family"]].get("properties", {}) and teacher not in teachers:
-                    raise ConfigError(_unknown(f"datasets.{ds_name}: method {method}'s teacher", teacher, teachers))
+                _check_links(config, ds_name, category, method, families, teachers)
         for category, per_method in (ds.get("category_params") or {}).items():
             if category not in ds.get("categories", []):
                 raise ConfigError(_unknown(f"datasets.{ds_name}.category_params", category, ds.get("categories", [])))
             for method, override in (per_method or {}).items():
                 _check_override(f"datasets.{ds_name}.category_params.{category}.{method}", method, override,
                                 config, families, schema, validator_class)
+
+
+def _check_links(config: dict, ds_name: str, category: str, method: str, families: dict, teachers: dict) -> None:
+    """A method's references, as merged for one category: members, base method and teacher must exist."""
+    methods = config["methods"]
+    params = method_params(config, ds_name, category, method)
+    where = f"datasets.{ds_name} ({category}): method {method}"
+    for member in params.get("members", []):
+        if member not in methods:
+            raise ConfigError(_unknown(f"{where}'s members", member, methods))
+    base = params.get("base")
+    if base is not None and base not in config["datasets"][ds_name].get("methods", []):
+        raise ConfigError(f"{where} extends {base!r}, which must be listed in datasets.{ds_name}.methods too")
+    if "teacher" in families[params["family"]].get("properties", {}) and params.get("teacher") not in teachers:
+        raise ConfigError(_unknown(f"{where}'s teacher", params.get("teacher"), teachers))
 
 
 def _check_override(where, method, override, config, families, schema, validator_class) -> None:
@@ -190,6 +196,17 @@ def _unknown(where: str, value: Any, known) -> str:
 
 
 # --- resolution ------------------------------------------------------------------------------------
+
+#: Parameters that change how a job runs but not what it computes: training resumes bit-exactly from a
+#: checkpoint at any interval. The workflow leaves them out of its rules' ``params`` (Snakemake's rerun
+#: trigger), so editing one reruns nothing; the job scripts read them from the config.
+RUN_ONLY_KEYS = ("checkpoint_every",)
+
+
+def result_params(params: Mapping) -> dict:
+    """``params`` without the :data:`RUN_ONLY_KEYS`: what a job's results depend on."""
+    return {key: value for key, value in params.items() if key not in RUN_ONLY_KEYS}
+
 
 def dataset_config(config: dict, dataset: str) -> dict:
     try:

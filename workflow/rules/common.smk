@@ -1,6 +1,7 @@
 # Config validation and the input/params functions every rule file uses. Logic lives in the library;
 # this file only translates the config into file names.
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from anomalyflow.config import (
     method_params,
     methods_of_family,
     resolve_root,
+    result_params,
     teacher_params,
     validate_config,
 )
@@ -33,7 +35,9 @@ except AnomalyflowError as error:
     _stop(error)
 
 DATASETS = list(config["datasets"])
-LIBRARY = Path(workflow.basedir, "src", "anomalyflow")
+# Relative to the working directory, as Snakemake records input paths as given: a run copied or moved
+# elsewhere keeps the same set of inputs instead of rerunning every job ("set of input files changed").
+LIBRARY = Path(os.path.relpath(Path(workflow.basedir, "src", "anomalyflow")))
 
 
 def code(*modules):
@@ -57,9 +61,10 @@ def ds(wildcards):
 
 
 def params_of(wildcards):
-    """The merged parameters of {method} for {dataset}/{category}: the params trigger sees per-category edits."""
+    """The merged parameters of {method} for {dataset}/{category}: the params trigger sees per-category edits
+    (but not checkpoint_every, which changes no result; scripts that need it read the config)."""
     try:
-        return method_params(config, wildcards.dataset, wildcards.category, wildcards.method)
+        return result_params(method_params(config, wildcards.dataset, wildcards.category, wildcards.method))
     except AnomalyflowError as error:
         _stop(error)
 
@@ -83,11 +88,6 @@ def weights_file(backbone, weights):
     if weights in (None, "none"):
         return []
     return [weights]
-
-
-def resolved_weights(weights, backbone):
-    """What the library loads: the cached file for 'imagenet', else the value as given."""
-    return f"resources/weights/{backbone}.pth" if weights == "imagenet" else weights
 
 
 def gpu_resources(mem_mb=16000, runtime=60):
@@ -217,10 +217,15 @@ def puad_base_files(wildcards):
 # --- evaluation --------------------------------------------------------------------------------
 
 
+def maps_method(dataset, category, method):
+    """The method whose maps.npz is a method's map: PUAD's map is its base EfficientAD's, others have their own."""
+    params = method_params(config, dataset, category, method)
+    return params["base"] if params["family"] == "puad" else method
+
+
 def maps_of(wildcards):
-    """The anomaly maps evaluated for a method; PUAD's map is its base EfficientAD's."""
-    base = config["methods"][wildcards.method].get("base", wildcards.method)
-    return f"results/{wildcards.dataset}/{wildcards.category}/{base}/maps.npz"
+    method = maps_method(wildcards.dataset, wildcards.category, wildcards.method)
+    return f"results/{wildcards.dataset}/{wildcards.category}/{method}/maps.npz"
 
 
 def defects_config(wildcards):
@@ -251,7 +256,8 @@ def ensemble_inputs(kind):
         folder = f"results/{wildcards.dataset}/{wildcards.category}"
         if kind == "scores":
             return [f"{folder}/{member}/scores.csv" for member in ensemble_members(wildcards)]
-        return [f"{folder}/{config['methods'][m].get('base', m)}/maps.npz" for m in ensemble_members(wildcards)]
+        return [f"{folder}/{maps_method(wildcards.dataset, wildcards.category, m)}/maps.npz"
+                for m in ensemble_members(wildcards)]
 
     return inputs
 
@@ -267,7 +273,7 @@ def category_method_files(name):
         folder = f"results/{wildcards.dataset}/{wildcards.category}"
         methods = ds(wildcards)["methods"]
         if name == "maps.npz":
-            return [f"{folder}/{config['methods'][m].get('base', m)}/maps.npz" for m in methods]
+            return [f"{folder}/{maps_method(wildcards.dataset, wildcards.category, m)}/maps.npz" for m in methods]
         return [f"{folder}/{m}/{name}" for m in methods]
 
     return files
@@ -281,3 +287,26 @@ def report_figures(wildcards):
         category=ds(wildcards)["categories"],
         name=["metrics.html", "roc.svg", "maps.png"],
     )
+
+
+# --- PNI ------------------------------------------------------------------------------------------
+
+
+PNI_MEMORY = ["coreset_emb.faiss", "coreset_dist.faiss", "coreset_emb_edge.faiss", "position.npz", "memory.json"]
+PNI_MODEL = PNI_MEMORY + ["neighbourhood.pt", "neighbourhood.json", "model.json"]
+
+
+def pni_base_files(wildcards):
+    """The PNI model folder a refined-PNI method builds on."""
+    base = params_of(wildcards)["base"]
+    return [f"results/{wildcards.dataset}/{wildcards.category}/{base}/{name}" for name in PNI_MODEL]
+
+
+def backbone_weights(wildcards):
+    params = params_of(wildcards)
+    return weights_file(params["backbone"], params["weights"])
+
+
+def refiner_weights(wildcards):
+    return weights_file("densenet161", params_of(wildcards)["weights"])
+
