@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.anomalyflow-installed
 
-.PHONY: venv demo test test-quick lint report bench clean-results
+.PHONY: venv demo test test-quick lint report bench bench-venv clean-results
 
 venv: $(STAMP)
 
@@ -40,8 +40,27 @@ report: venv
 	$(BIN)/snakemake --cores $(CORES) results/demo/all.csv
 	$(BIN)/snakemake --report report.html results/demo/all.csv
 
-bench: venv
-	$(BIN)/python bench/run_all.py
+# Benchmarks (bench/README.md) run in their own environment, .venv-bench: anomalyflow plus anomalib, which
+# every benchmark measures side by side; anomalib never enters .venv. BENCH_ARGS go to bench/run_all.py.
+BENCH_VENV ?= .venv-bench
+ANOMALIB   ?= anomalib==2.7.0
+BENCH_ARGS ?=
+BENCH_BIN   := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.anomalyflow-installed
+
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): pyproject.toml Makefile
+	@test -x $(BENCH_BIN)/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install -q --upgrade pip
+	@$(BENCH_BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BENCH_BIN)/python -m pip install -q $(TORCH)
+	$(BENCH_BIN)/python -m pip install -q -e ".[$(FAISS),workflow]" $(ANOMALIB)
+	@$(BENCH_BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; \
+	  sys.exit(0 if '$(TORCH)'.startswith('torch==' + v) else f'anomalib replaced torch: {v}')"
+	@touch $@
+
+bench: bench-venv
+	$(BENCH_BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean-results:
 	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,132 @@
+"""Greedy k-center coreset: time and peak memory on random features: anomalyflow vs anomalib's KCenterGreedy.
+
+Cases (random float32 features, standard normal, seed 0):
+
+- N = 200,000 × 1,536, 10% and 1% (anomalyflow only; anomalib's 10% would take ~50 min on 2 CPU cores);
+- N = 204,800 × 1,536 (a 200-image category of 32×32 WRN-50 patches), 1%: both. anomalib runs once
+  (``--their-repeats``), ~5 min on 2 CPU cores.
+
+Equal work: both project to the same Johnson–Lindenstrauss dimension (sklearn's rule with eps 0.9, what
+anomalib's ``SparseRandomProjection(eps=0.9)`` picks: 302 for 204,800 points), both select the random
+start as the first centre (``include_start=True``; anomalib ≥ 2.6 does too). anomalyflow:
+:func:`anomalyflow.pni.coreset.greedy_coreset` (dense Gaussian projection, chunked ‖x‖² − 2x·c + ‖c‖²
+updates). anomalib 2.7: ``anomalib.models.components.KCenterGreedy(embedding, sampling_ratio)
+.select_coreset_idxs()`` (sparse projection, ``torch.linalg.norm(features − c)`` per step). The clock
+includes the projection; the features are already in memory (on the device for a GPU run).
+
+Peak memory: CUDA ``max_memory_allocated`` on a GPU; on the CPU the increase of the process's resident
+set over the call (sampled every 5 ms).
+
+    python bench/coreset.py [--their-repeats 1]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as bl
+
+from anomalyflow.pni.banks import jl_dimension
+from anomalyflow.pni.coreset import coreset_size, greedy_coreset
+
+NAME = "coreset"
+CASES = [  # (N, D, fraction, compare with anomalib)
+    (200_000, 1536, 0.10, False),
+    (200_000, 1536, 0.01, False),
+    (204_800, 1536, 0.01, True),
+]
+
+
+def features(n: int, dim: int, device: torch.device) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(n, dim, generator=generator).to(device)
+
+
+def ours(data: torch.Tensor, fraction: float, projection: int) -> int:
+    n = coreset_size(len(data), fraction)
+    return len(greedy_coreset(data, n, projection_dim=projection, seed=0, device=data.device))
+
+
+def theirs(data: torch.Tensor, fraction: float) -> int:
+    from anomalib.models.components import KCenterGreedy
+
+    torch.manual_seed(0)
+    return len(KCenterGreedy(embedding=data, sampling_ratio=fraction).select_coreset_idxs())
+
+
+def run(device: torch.device, *, cases=CASES, repeats: int | None = None, their_repeats: int = 1,
+        with_anomalib: bool = True) -> tuple[dict, list[dict]]:
+    if repeats is None:
+        repeats = 3
+    results = []
+    for n, dim, fraction, compare in cases:
+        data = features(n, dim, device)
+        projection = jl_dimension(n)
+        k = coreset_size(n, fraction)
+        row = {"n": n, "dim": dim, "fraction": fraction, "k": k, "projection_dim": projection}
+        # 10% is 10x the steps of 1%: one repeat is enough there (and keeps the run short on a CPU).
+        reps = 1 if fraction >= 0.1 and device.type == "cpu" else repeats
+        with bl.PeakMemory(device) as mem:
+            times = bl.time_call(lambda d=data, f=fraction, p=projection: ours(d, f, p), device, repeats=reps,
+                                 warmup=0)
+        row["ours"] = {**bl.summary(times), "peak_bytes": mem.peak_bytes, "memory_kind": mem.kind}
+        if compare and with_anomalib:
+            with bl.PeakMemory(device) as mem:
+                t_times = bl.time_call(lambda d=data, f=fraction: theirs(d, f), device, repeats=their_repeats,
+                                       warmup=0)
+            row["theirs"] = {**bl.summary(t_times), "peak_bytes": mem.peak_bytes, "memory_kind": mem.kind}
+            row["speedup"] = bl.ratio(row["theirs"]["median_s"], row["ours"]["median_s"])
+        results.append(row)
+        print(f"  {n:,}×{dim} {fraction:.0%} ({k:,} picks): ours {bl.fmt(row['ours']['median_s'], 's')}"
+              + (f", anomalib {bl.fmt(row['theirs']['median_s'], 's')}" if "theirs" in row else ""), flush=True)
+        del data
+    settings = {"cases": [list(c) for c in cases], "repeats_ours": repeats, "repeats_theirs": their_repeats,
+                "projection": "JL dimension (eps 0.9) on both sides", "include_start": True,
+                "goal_cpu": "1% of 204,800x1,536 >= 10x faster than anomalib KCenterGreedy"}
+    return settings, results
+
+
+def table(results: list[dict]) -> None:
+    rows = []
+    for r in results:
+        theirs = r.get("theirs")
+        goal = None
+        if theirs and r["n"] == 204_800 and r["fraction"] == 0.01:
+            goal = "≥10× " + ("yes" if r["speedup"] >= 10 else "NO")
+        rows.append([f"{r['n']:,}×{r['dim']:,}", f"{r['fraction']:.0%}", f"{r['k']:,}", r["projection_dim"],
+                     bl.fmt(r["ours"]["median_s"], "s"), _mib(r["ours"]["peak_bytes"]),
+                     bl.fmt(theirs["median_s"], "s") if theirs else "—",
+                     _mib(theirs["peak_bytes"]) if theirs else "—",
+                     f"{r['speedup']:.1f}×" if theirs else "—", goal or "—"])
+    bl.print_table("Greedy coreset (peak = CUDA max allocated, or CPU RSS increase)",
+                   ["features", "fraction", "picks", "proj", "ours", "ours peak", "anomalib", "anomalib peak",
+                    "speedup", "goal"], rows)
+
+
+def _mib(value) -> str:
+    return "—" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def main(argv=None) -> dict:
+    parser = bl.common_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=None, help="anomalyflow repeats (default 3; 1 for 10% on CPU)")
+    parser.add_argument("--their-repeats", type=int, default=1)
+    args = parser.parse_args(argv)
+    device = bl.resolve_device(args.device)
+    env = bl.environment(device)
+    with_anomalib = bl.anomalib_available(not args.no_anomalib)
+    if args.tiny:
+        settings, results = run(device, cases=[(2000, 64, 0.01, True)], repeats=1, with_anomalib=with_anomalib)
+    else:
+        settings, results = run(device, repeats=args.repeats, their_repeats=args.their_repeats,
+                                with_anomalib=with_anomalib)
+    table(results)
+    return bl.finish(NAME, device, env, settings, results, args)
+
+
+if __name__ == "__main__":
+    main()
