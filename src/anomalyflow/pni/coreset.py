@@ -95,14 +95,19 @@ def _project(data: torch.Tensor, projection_dim: int | None, seed: int, device: 
 
 def _update(min_dist: torch.Tensor, points: torch.Tensor, sq_norms: torch.Tensor, centre: int,
             chunk_size: int) -> None:
-    """min_dist ← min(min_dist, ‖x − c‖), chunked so no temporary exceeds ``chunk_size`` elements."""
+    """min_dist ← min(min_dist, ‖x − c‖), chunked so no temporary exceeds ``chunk_size`` elements.
+
+    The only temporaries are distance vectors (the rows are views), so a chunk is ``chunk_size`` *rows*:
+    one fused ``addmv`` (‖x‖² − 2x·c) over all points per step when N ≤ ``chunk_size``. Each step streams
+    the projected points through memory once; on a CPU that bandwidth is the whole cost.
+    """
     c = points[centre]
     c_norm = sq_norms[centre]
-    rows = max(1, chunk_size // points.shape[1]) if points.shape[0] * points.shape[1] > chunk_size else points.shape[0]
+    rows = max(1, min(points.shape[0], chunk_size))
     for begin in range(0, points.shape[0], rows):
-        block = points[begin:begin + rows]
-        dist = (sq_norms[begin:begin + rows] - 2.0 * (block @ c) + c_norm).clamp_min_(0.0)
-        torch.minimum(min_dist[begin:begin + rows], dist, out=min_dist[begin:begin + rows])
+        part = slice(begin, begin + rows)
+        dist = torch.addmv(sq_norms[part], points[part], c, alpha=-2.0).add_(c_norm).clamp_min_(0.0)
+        torch.minimum(min_dist[part], dist, out=min_dist[part])
     # The centre itself must read exactly zero even where rounding left a tiny positive value.
     min_dist[centre] = 0.0
 
