@@ -32,7 +32,7 @@ from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.maps import pad_constant, resize
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn
-from anomalyflow.precision import amp_dtype, autocast
+from anomalyflow.precision import amp_dtype, autocast, memory_format, place
 from anomalyflow.state_files import load_into, load_state
 
 INFERENCE_DEFAULTS = {"map_padding": 0, "batch_size": 16, "amp": True}
@@ -51,9 +51,11 @@ class EfficientAD:
         self.params = {**INFERENCE_DEFAULTS, **params}
         self.image_size = int(self.params["image_size"])
         self.out_channels = int(self.params.get("out_channels", 384))
-        self.teacher = teacher.to(self.device).eval()
-        self.student = student.to(self.device).eval()
-        self.autoencoder = autoencoder.to(self.device).eval()
+        # channels_last on the CPU (oneDNN's fast layout for these convolutions; numbers equal to rounding)
+        self.memory_format = memory_format(self.device)
+        self.teacher = place(teacher, self.device).eval()
+        self.student = place(student, self.device).eval()
+        self.autoencoder = place(autoencoder, self.device).eval()
         self.mean = mean.float().to(self.device).view(1, -1, 1, 1)
         self.std = std.float().to(self.device).view(1, -1, 1, 1)
         self.quantiles = quantiles
@@ -102,7 +104,7 @@ class EfficientAD:
     @torch.no_grad()
     def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised teacher Ŷ ``[B,384,h,w]``, student ``[B,768,h,w]`` and autoencoder ``[B,384,h,w]`` (float32)."""
-        x = images.to(self.device, non_blocking=True)
+        x = self._input(images)
         with autocast(self.device, self.dtype):
             teacher = self.teacher(x)
             student = self.student(x)
@@ -159,7 +161,7 @@ class EfficientAD:
     @torch.no_grad()
     def student_features(self, images: torch.Tensor) -> torch.Tensor:
         """PUAD's f(x): the spatial mean of the raw student ST head (channels 0–383), ``[B, 384]`` float32."""
-        x = images.to(self.device, non_blocking=True)
+        x = self._input(images)
         with autocast(self.device, self.dtype):
             student = self.student(x)
         return self._finite(student.float()[:, : self.out_channels].mean(dim=(2, 3)), "student")
@@ -167,10 +169,13 @@ class EfficientAD:
     @torch.no_grad()
     def teacher_features(self, images: torch.Tensor) -> torch.Tensor:
         """PUAD's alternative f(x): the spatial mean of the normalised teacher output Ŷ, ``[B, 384]``."""
-        x = images.to(self.device, non_blocking=True)
+        x = self._input(images)
         with autocast(self.device, self.dtype):
             teacher = self.teacher(x)
         return self._finite(((teacher.float() - self.mean) / self.std).mean(dim=(2, 3)), "teacher")
+
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     @staticmethod
     def _finite(features: torch.Tensor, name: str) -> torch.Tensor:

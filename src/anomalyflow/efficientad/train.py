@@ -64,7 +64,7 @@ from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import PDN, build_pdn, normalize_size
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, memory_format, place
 
 log = get_logger(__name__)
 
@@ -149,23 +149,31 @@ def efficientad_losses(teacher: PDN, student: PDN, autoencoder: Autoencoder, mea
     """The A5 losses of one batch: ``hard``, ``penalty`` (0 without), ``ae``, ``stae`` and ``total``.
 
     ``images`` and ``augmented`` are the normalised x and x_aug ``[B,3,s,s]``; ``penalty`` the normalised
-    ImageNet batch or None. The teacher runs once on [x; x_aug] and the student once on [x; x_aug; P]
-    (no batch norm anywhere, so batching changes nothing); each loss is the batch mean of per-image losses.
+    ImageNet batch or None. The teacher runs once on [x; x_aug] and the student's trunk once on [x; x_aug; P]
+    (no batch norm anywhere, so batching changes nothing), its last convolution only for the output half each
+    input's losses read; each loss is the batch mean of per-image losses.
     """
     b, c = images.shape[0], mean.numel()
-    both = torch.cat([images, augmented])
-    student_inputs = both if penalty is None else torch.cat([both, penalty])
     device = images.device
+    layout = memory_format(device)  # channels_last on the CPU: the networks are placed so (precision.place)
+    both = torch.cat([images, augmented]).contiguous(memory_format=layout)
+    student_inputs = both if penalty is None else torch.cat([both, penalty]).contiguous(memory_format=layout)
+    augmented = augmented.contiguous(memory_format=layout)
     with autocast(device, dtype):
         with torch.no_grad():
             target = (teacher(both).float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        student_out = student(student_inputs).float()
+        # The losses read the ST head (channels < c) of x and P and the STAE head of x_aug only, so the
+        # student's last convolution computes just that half per input: the same numbers at half its cost.
+        trunk = student.trunk(student_inputs)
+        st_inputs = trunk[:b] if penalty is None else torch.cat([trunk[:b], trunk[2 * b:]])
+        student_st = student.head(st_inputs, slice(0, c)).float()
+        student_stae = student.head(trunk[b:2 * b], slice(c, 2 * c)).float()
         reconstruction = autoencoder(augmented).float()
-    losses = {"hard": hard_loss((target[:b] - student_out[:b, :c]).square(), hard_quantile)}
-    losses["penalty"] = (student_out[2 * b:, :c].square().mean() if penalty is not None
+    losses = {"hard": hard_loss((target[:b] - student_st[:b]).square(), hard_quantile)}
+    losses["penalty"] = (student_st[b:].square().mean() if penalty is not None
                          else torch.zeros((), device=device))
     losses["ae"] = (target[b:] - reconstruction).square().mean()
-    losses["stae"] = (reconstruction - student_out[b:2 * b, c:]).square().mean()
+    losses["stae"] = (reconstruction - student_stae).square().mean()
     losses["total"] = losses["hard"] + losses["penalty"] + losses["ae"] + losses["stae"]
     return losses
 
@@ -235,7 +243,7 @@ def train_efficientad(
     teacher_state = load_teacher_file(teacher_path, size)
     teacher = build_pdn(size, 384)
     teacher.load_state_dict(teacher_state)
-    teacher = teacher.to(device).eval().requires_grad_(False)
+    teacher = place(teacher, device).eval().requires_grad_(False)
 
     images = load_images(train_paths, uint8_transform(image_size), num_workers=num_workers, desc="training images")
     if _fits_on_device(images.numel(), device):
@@ -258,8 +266,8 @@ def train_efficientad(
                 "penalty_paths": paths_digest(penalty) if penalty else None}
 
     torch.manual_seed(seed)
-    student = build_pdn(size, 768).to(device).train()
-    autoencoder = Autoencoder(384, image_size, dropout=dropout).to(device).train()
+    student = place(build_pdn(size, 768), device).train()
+    autoencoder = place(Autoencoder(384, image_size, dropout=dropout), device).train()
     optimizer = torch.optim.Adam(itertools.chain(student.parameters(), autoencoder.parameters()), lr=lr,
                                  weight_decay=weight_decay)
     dtype = amp_dtype(device) if amp else None
@@ -327,7 +335,7 @@ def train_efficientad(
                                  "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}, device)
 
     def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
     stale = out_dir / "quantiles.json"
     if stale.exists():  # they described the previous weights; the quantile step must run again

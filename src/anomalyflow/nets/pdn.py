@@ -64,14 +64,26 @@ class PDN(nn.Module):
         self.avgpool2 = nn.AvgPool2d(kernel_size=2, stride=2, padding=pad)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool1(F.relu(self.conv1(images)))
-        x = self.avgpool2(F.relu(self.conv2(x)))
-        x = F.relu(self.conv3(x))
+        return self.head(self.trunk(images))
+
+    def trunk(self, images: torch.Tensor) -> torch.Tensor:
+        """Every layer but the last convolution (its input): ``forward(x) == head(trunk(x))``."""
+        # In-place ReLUs: no extra 128×253² buffer per image (a convolution's output is not needed by its backward).
+        x = self.avgpool1(F.relu(self.conv1(images), inplace=True))
+        x = self.avgpool2(F.relu(self.conv2(x), inplace=True))
+        x = F.relu(self.conv3(x), inplace=True)
         if self.size == "s":
-            return self.conv4(x)
-        x = F.relu(self.conv4(x))
-        x = F.relu(self.conv5(x))
-        return self.conv6(x)
+            return x
+        x = F.relu(self.conv4(x), inplace=True)
+        return F.relu(self.conv5(x), inplace=True)
+
+    def head(self, x: torch.Tensor, channels: slice | None = None) -> torch.Tensor:
+        """The last convolution, optionally for a slice of its output channels only (``forward(x)[:, channels]``
+        at that slice's share of the cost: training needs only the ST or the STAE half of the student per input)."""
+        last = self.conv4 if self.size == "s" else self.conv6
+        if channels is None:
+            return last(x)
+        return F.conv2d(x, last.weight[channels], last.bias[channels])
 
 
 def pdn_small(out_channels: int = 384, padding: bool = False) -> PDN:
