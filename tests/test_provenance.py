@@ -27,3 +27,11 @@ def test_lazy_imports_inside_functions_count():
 
 def test_missing_source_tree_gives_no_inputs(tmp_path):
     assert module_sources("anomalyflow.puad", package_dir=tmp_path / "nowhere") == []
+
+
+def test_a_relative_package_dir_gives_relative_paths(monkeypatch):
+    """The workflow passes src/anomalyflow relative to its run folder: a copied run keeps its input set."""
+    monkeypatch.chdir(PACKAGE.parent)
+    files = module_sources("anomalyflow.puad", package_dir="anomalyflow")
+    assert files and all(not Path(f).is_absolute() and f.startswith("anomalyflow/") for f in files)
+    assert _names(PACKAGE.parent / f for f in files) == _names(module_sources("anomalyflow.puad", package_dir=PACKAGE))

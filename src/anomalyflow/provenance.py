@@ -72,8 +72,11 @@ def module_sources(*modules: str, package_dir: str | os.PathLike) -> list[str]:
     """Source files of ``modules`` and every anomalyflow module they import, under ``package_dir``.
 
     ``package_dir`` is the ``anomalyflow`` package folder of the checkout the workflow runs (its
-    ``src/anomalyflow``). Returns an empty list when it does not exist (an installed library).
+    ``src/anomalyflow``); the paths are relative when it is. Returns an empty list when it does not exist
+    (an installed library).
     """
     if not Path(package_dir).is_dir():
         return []
-    return list(_closure(tuple(modules), str(Path(package_dir).resolve())))
+    # Not resolved: a relative package_dir gives paths relative to the working directory, which
+    # Snakemake records as given, so a run copied or moved elsewhere keeps the same set of inputs.
+    return list(_closure(tuple(modules), os.path.normpath(package_dir)))
