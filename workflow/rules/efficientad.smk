@@ -33,7 +33,7 @@ rule imagenet_stats:
     output:
         "results/imagenet/{teacher}/{backbone}_stats.pt",
     params:
-        teacher=lambda wc: teacher(wc.teacher),
+        teacher=lambda wc: result_params(teacher(wc.teacher)),
         images=lambda wc: teacher_images(wc.teacher),
     log:
         "logs/imagenet/{teacher}/{backbone}_stats.log",
@@ -59,7 +59,7 @@ rule distill_teacher:
     wildcard_constraints:
         size="s|m",
     params:
-        teacher=lambda wc: teacher(wc.teacher),
+        teacher=lambda wc: result_params(teacher(wc.teacher)),
         images=lambda wc: teacher_images(wc.teacher),
     log:
         "logs/teacher/{teacher}/{size}/distill.log",

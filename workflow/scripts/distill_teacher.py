@@ -1,8 +1,11 @@
+from anomalyflow.config import teacher_params
 from anomalyflow.efficientad.distill import distill_teacher
 from anomalyflow.jobs import job
+from anomalyflow.nets.backbones import resolve_weights
 
 with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):
-    t = snakemake.params.teacher
+    # From the config, checkpoint_every included (the rule's params, its rerun trigger, leave it out).
+    t = teacher_params(snakemake.config, snakemake.wildcards.teacher)
     distill_teacher(
         snakemake.params.images,
         snakemake.input.stats,
@@ -15,7 +18,7 @@ with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):
         seed=t["seed"],
         variant=t["variant"],
         backbone=t["backbone"],
-        weights=snakemake.input.weights[0] if snakemake.input.weights else "none",
+        weights=resolve_weights(t["weights"], t["backbone"]),
         image_size=t["image_size"],
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],
