@@ -514,50 +514,72 @@ def test_nan_inside_a_model_is_a_numerical_error_and_writes_nothing(tmp_path, mo
     record("NaN maps inside a model (simulated)", "library", f"clear error: {error.value}")
 
 
-# --- the CLI: `python -m anomalyflow check-data --full` --------------------------------------------
+# --- the CLI: `anomalyflow check-data --full` -----------------------------------------------------
+
+CLI_CASES = [WORKS_DATASET, *FAILS, "config: root that does not exist"]
+# Run as real subprocesses (`python -m anomalyflow`), the others through the same entry point in this
+# process (each subprocess costs seconds of imports): the one that works, one that fails, and the
+# unreadable file, which needs a process without root's file-permission override.
+CLI_SUBPROCESS_CASES = [WORKS_DATASET, "truncated PNG", UNREADABLE]
 
 
-@pytest.fixture(scope="module")
-def cli(corpus) -> dict[str, subprocess.CompletedProcess]:
-    def check(case: str, root: Path) -> subprocess.CompletedProcess:
-        return run([sys.executable, "-m", "anomalyflow", "check-data", "--dataset", "folder", "--root", str(root),
-                    "--full"], cwd=corpus.scratch)
-
-    cases = {WORKS_DATASET: corpus.dataset(WORKS_DATASET), **{c: corpus.dataset(c) for c in FAILS},
-             "config: root that does not exist": corpus.root / "data" / "no such folder"}
-    with ThreadPoolExecutor(max_workers=3) as pool:  # each run pays for its imports; overlap them
-        futures = {case: pool.submit(check, case, root) for case, root in cases.items()}
-    return {case: future.result() for case, future in futures.items()}
+def _cli_root(corpus: Corpus, case: str) -> Path:
+    return corpus.root / "data" / "no such folder" if case.startswith("config:") else corpus.dataset(case)
 
 
-def _assert_clean_failure(result: subprocess.CompletedProcess, culprit: str, words: str) -> str:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert culprit in lines[0] and words in lines[0], lines[0]
-    return lines[0]
+def _cli_args(corpus: Corpus, case: str) -> list[str]:
+    return ["check-data", "--dataset", "folder", "--root", str(_cli_root(corpus, case)), "--full"]
+
+
+def _check_cli_result(corpus: Corpus, case: str, status: int, stdout: str, stderr: str) -> str:
+    """The outcome of one check-data run: exit 0 for a usable dataset, else one clean line."""
+    assert "Traceback" not in stdout + stderr, stderr
+    if case == WORKS_DATASET or (case in FAILS and FAILS[case].rule in ("evaluate", "train_efficientad")):
+        assert status == 0, stderr  # usable; a legal but one-class test set gets a warning line
+        return "exit 0" + (" + warning" if "warning" in stdout else "")
+    culprit, words = ((str(_cli_root(corpus, case)), "dataset root not found") if case.startswith("config:")
+                      else (str(corpus.culprits[case]), FAILS[case].words))
+    assert status == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("anomalyflow: error: ") and culprit in lines[0] and words in lines[0], lines[0]
+    return lines[0].removeprefix("anomalyflow: error: ")
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_cli(corpus, case, capsys, monkeypatch):
+    from anomalyflow.cli import main
+
+    if case == UNREADABLE and os.access(corpus.culprits[case], os.R_OK):
+        pytest.skip("root reads a chmod-000 file: see test_cli_subprocess")
+    monkeypatch.delenv("ANOMALYFLOW_DEBUG", raising=False)
+    try:
+        main(_cli_args(corpus, case))
+        status = 0
+    except SystemExit as stop:
+        status = stop.code
+    captured = capsys.readouterr()
+    outcome = _check_cli_result(corpus, case, status, captured.out, captured.err)
+    if case == WORKS_DATASET:
+        for name in WORKS:
+            record(name, "check-data", outcome)
+    else:
+        record(case, "check-data", outcome)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [WORKS_DATASET, *FAILS, "config: root that does not exist"])
-def test_cli(corpus, cli, case):
-    if case == UNREADABLE and not permissions_enforced():
-        pytest.skip("this root cannot drop its file-permission override")
-    result = cli[case]
-    if case == WORKS_DATASET:
-        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-        for name in WORKS:
-            record(name, "check-data", "exit 0")
-        return
-    if case == "config: root that does not exist":
-        line = _assert_clean_failure(result, str(corpus.root / "data" / "no such folder"), "dataset root not found")
-    elif FAILS[case].rule in ("evaluate", "train_efficientad"):
-        assert result.returncode == 0, result.stderr  # a legal table; the warning says what will fail
-        line = "exit 0" + (" + warning" if "warning" in result.stdout else "")
-    else:
-        line = _assert_clean_failure(result, str(corpus.culprits[case]), FAILS[case].words)
-    record(case, "check-data", line.removeprefix("anomalyflow: error: "))
+def test_cli_subprocess(corpus):
+    def check(case: str) -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "anomalyflow", *_cli_args(corpus, case)], cwd=corpus.scratch)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:  # each run pays for its imports; overlap them
+        results = dict(zip(CLI_SUBPROCESS_CASES, pool.map(check, CLI_SUBPROCESS_CASES), strict=True))
+    for case, result in results.items():
+        if case == UNREADABLE and not permissions_enforced():
+            continue
+        outcome = _check_cli_result(corpus, case, result.returncode, result.stdout, result.stderr)
+        if case == UNREADABLE:
+            record(case, "check-data", outcome)
 
 
 # --- the workflow: a scratch copy whose config points at the corpus --------------------------------
@@ -600,7 +622,9 @@ def workflow(corpus) -> dict[str, WorkflowRun]:
     # The datasets whose problem shows in a job run together (--keep-going): one Snakemake, one DAG.
     in_jobs = [WORKS_DATASET, *(name for name, spec in FAILS.items() if spec.rule is not None)]
     together = _workdir(corpus, "together", workflow_config(corpus, in_jobs))
-    targets = [f"results/{slug(name)}/all.csv" for name in in_jobs]
+    # Each case's metrics, not all.csv: aggregate would add the report's figure jobs, which test nothing here.
+    targets = [f"results/{slug(name)}/{CATEGORY}/{method}/metrics.csv" for name in in_jobs
+               for method in (FAILS[name].methods if name in FAILS else ["patchcore"])]
     runs = {"together": WorkflowRun(together, snakemake(together, "--keep-going", *targets))}
     # Problems Snakemake meets while building the DAG stop everything: one run each.
     alone: dict[str, dict] = {name: workflow_config(corpus, [name]) for name, spec in FAILS.items()
@@ -628,16 +652,16 @@ def test_workflow_runs_the_supported_files(corpus, workflow):
     output = run_.result.stdout + run_.result.stderr
     assert "Traceback" not in output, output[-5000:]
     results = run_.workdir / "results" / WORKS_DATASET
-    assert (results / "all.csv").is_file(), output[-5000:]
+    assert (results / CATEGORY / "patchcore" / "metrics.csv").is_file(), output[-5000:]
     scores = pd.read_csv(results / CATEGORY / "patchcore" / "scores.csv")
     scored = set(scores["path"])
     for name in ("1x1 image", "2000:1 aspect image", "non-ASCII names with spaces (root too)"):
         assert str(corpus.works_files[name][0]) in scored, name
     assert np.isfinite(scores["score"]).all()
-    metrics = pd.read_csv(results / "all.csv").iloc[0]
+    metrics = pd.read_csv(results / CATEGORY / "patchcore" / "metrics.csv").iloc[0]
     assert np.isfinite(metrics[["image_auroc", "pixel_auroc", "aupro"]].to_numpy(dtype=float)).all()
     for name in WORKS:
-        record(name, "workflow", "runs (all.csv written)")
+        record(name, "workflow", "runs (metrics.csv written)")
 
 
 @pytest.mark.slow
@@ -651,7 +675,7 @@ def test_workflow_stops_cleanly(corpus, workflow, case):
     assert run_.result.returncode != 0
     assert "Traceback" not in output, output[-5000:]
     results = run_.workdir / "results" / slug(case)
-    assert not (results / "all.csv").exists()
+    assert not list(results.rglob("metrics.csv"))
     culprit = str(corpus.culprits[case])
     if spec.rule in ("evaluate", "train_efficientad"):  # a problem of the whole table: it names the table
         culprit = f"results/{slug(case)}/{CATEGORY}/samples.csv"
