@@ -17,9 +17,7 @@ from typing import Any
 from anomalyflow.data.layouts import (
     ReadOptions,
     categories_with,
-    list_files,
     list_images,
-    no_categories,
     pair_masks,
     refuse_loose_images,
     refuse_orphan_mask_folders,
@@ -29,6 +27,8 @@ from anomalyflow.data.layouts import (
     sample,
     stem,
     subfolders,
+    train_categories,
+    train_category_files,
     train_rows,
 )
 from anomalyflow.errors import DataError
@@ -38,10 +38,7 @@ NORMAL, DEFECTIVE = "ok", "ko"
 
 
 def list_categories(root: Path) -> list[str]:
-    found = categories_with(root, "train")
-    if not found:
-        raise no_categories(root, "train/ok")
-    return found
+    return train_categories(root, NORMAL)
 
 
 def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str, Any]]:
@@ -66,5 +63,4 @@ def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str,
 
 
 def category_files(root: Path, category: str) -> list[str]:
-    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
-    return list_files(base / "train" / NORMAL) + list_files(base / "test") + list_files(base / "ground_truth")
+    return train_category_files(root, category, EXAMPLE, (f"train/{NORMAL}", "test", "ground_truth"))

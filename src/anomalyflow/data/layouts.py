@@ -209,6 +209,20 @@ def categories_with(root: Path, child: str) -> list[str]:
     return [name for name in subfolders(root) if (root / name / child).is_dir()]
 
 
+def train_categories(root: Path, normal: str) -> list[str]:
+    """Categories of a layout with ``<category>/train/<normal>`` folders (MVTec AD, MVTec LOCO, BTAD)."""
+    found = categories_with(root, "train")
+    if not found:
+        raise no_categories(root, f"train/{normal}")
+    return found
+
+
+def train_category_files(root: Path, category: str, example: str, folders: Sequence[str]) -> list[str]:
+    """The image files under ``folders`` of one such category: what its sample table is read from."""
+    base = require_category(root, category, categories_with(root, "train"), example)
+    return [f for folder in folders for f in list_files(base / folder)]
+
+
 def require_category(root: Path, category: str, found: Iterable[str], example: str) -> Path:
     """``root/category`` or an error listing the categories that are there."""
     path = root / category

@@ -15,9 +15,7 @@ from typing import Any
 from anomalyflow.data.layouts import (
     ReadOptions,
     categories_with,
-    list_files,
     list_images,
-    no_categories,
     pair_masks,
     refuse_loose_images,
     refuse_orphan_mask_folders,
@@ -27,6 +25,8 @@ from anomalyflow.data.layouts import (
     sample,
     stem,
     subfolders,
+    train_categories,
+    train_category_files,
     train_rows,
 )
 
@@ -35,10 +35,7 @@ GOOD = "good"
 
 
 def list_categories(root: Path) -> list[str]:
-    found = categories_with(root, "train")
-    if not found:
-        raise no_categories(root, "train/good")
-    return found
+    return train_categories(root, GOOD)
 
 
 def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str, Any]]:
@@ -63,5 +60,4 @@ def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str,
 
 
 def category_files(root: Path, category: str) -> list[str]:
-    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
-    return list_files(base / "train" / GOOD) + list_files(base / "test") + list_files(base / "ground_truth")
+    return train_category_files(root, category, EXAMPLE, (f"train/{GOOD}", "test", "ground_truth"))

@@ -20,7 +20,6 @@ from anomalyflow.data.layouts import (
     categories_with,
     list_files,
     list_images,
-    no_categories,
     refuse_loose_images,
     require_category,
     require_folder,
@@ -28,6 +27,8 @@ from anomalyflow.data.layouts import (
     sample,
     stem,
     subfolders,
+    train_categories,
+    train_category_files,
     train_rows,
 )
 from anomalyflow.errors import DataError
@@ -41,10 +42,7 @@ CONFIG_KEYS = ("defect_name", "pixel_value", "saturation_threshold", "relative_s
 
 
 def list_categories(root: Path) -> list[str]:
-    found = categories_with(root, "train")
-    if not found:
-        raise no_categories(root, "train/good")
-    return found
+    return train_categories(root, GOOD)
 
 
 def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str, Any]]:
@@ -78,10 +76,9 @@ def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str,
 
 
 def category_files(root: Path, category: str) -> list[str]:
-    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
-    files = [list_files(base / d) for d in ("train", "validation", "test", "ground_truth")]
-    config = base / CONFIG_NAME
-    return [f for group in files for f in group] + ([str(config)] if config.exists() else [])
+    files = train_category_files(root, category, EXAMPLE, ("train", "validation", "test", "ground_truth"))
+    config = root / category / CONFIG_NAME
+    return files + ([str(config)] if config.exists() else [])
 
 
 def read_defects_config(root: str | Path, category: str) -> list[dict[str, Any]]:
