@@ -4,7 +4,7 @@ import pytest
 import torch
 from efficientad_helpers import write_images
 
-import anomalyflow.efficientad.distill as distill
+import anomalyflow.efficientad.checkpoint as checkpoint_module
 from anomalyflow.efficientad.checkpoint import checkpoint_path
 from anomalyflow.efficientad.distill import build_target_cache, distill_teacher
 from anomalyflow.efficientad.imagenet_stats import compute_imagenet_stats, load_imagenet_stats
@@ -68,18 +68,18 @@ class KilledError(Exception):
 def test_interrupted_distillation_resumes_to_the_same_weights(imagenet, tmp_path, monkeypatch):
     reference = _distil(imagenet, tmp_path / "reference.pt", iterations=5, checkpoint_every=2)
     out = tmp_path / "resumed.pt"
-    real_save = distill.save_checkpoint
+    real_save = checkpoint_module.save_checkpoint
 
     def save_then_die(path, step, *args):
         real_save(path, step, *args)
         if step == 4:
             raise KilledError
 
-    monkeypatch.setattr(distill, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_die)
     with pytest.raises(KilledError):
         _distil(imagenet, out, iterations=5, checkpoint_every=2)
     assert checkpoint_path(out).is_file() and not out.exists()
-    monkeypatch.setattr(distill, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
     resumed = _distil(imagenet, out, iterations=5, checkpoint_every=2)
     assert not checkpoint_path(out).exists()
     for key in reference:

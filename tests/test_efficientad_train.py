@@ -7,6 +7,7 @@ import torch
 import torchvision.transforms.functional as TF
 from efficientad_helpers import make_category, write_images
 
+import anomalyflow.efficientad.checkpoint as checkpoint_module
 import anomalyflow.efficientad.train as train_module
 from anomalyflow.data.loader import image_transform, load_images
 from anomalyflow.data.table import fit_rows, read_samples
@@ -146,19 +147,19 @@ def test_interrupted_training_resumes_to_the_same_weights(category, tmp_path, mo
     settings = {"iterations": 5, "batch_size": 2, "checkpoint_every": 2, "image_size": SIDE, "device": "cpu",
                 "penalty_paths": penalty}
     train_efficientad(table, teacher, tmp_path / "reference", **settings)
-    real_save = train_module.save_checkpoint
+    real_save = checkpoint_module.save_checkpoint
 
     def save_then_die(path, step, *args):
         real_save(path, step, *args)
         if step == 4:
             raise KilledError
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_die)
     out = tmp_path / "resumed"
     with pytest.raises(KilledError):
         train_efficientad(table, teacher, out, **settings)
     assert checkpoint_path(out).is_file() and not (out / "model.json").exists()
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
     torch.manual_seed(999)  # a different global RNG state in the new process: the checkpoint restores it
     train_efficientad(table, teacher, out, **settings)
     reference, resumed = _states(tmp_path / "reference"), _states(out)

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from anomalyflow.atomic import save_torch
+from anomalyflow.errors import NumericalError
 from anomalyflow.logs import get_logger
 
 log = get_logger(__name__)
@@ -69,6 +72,25 @@ def save_checkpoint(path: Path, step: int, settings: dict, state: dict[str, Any]
     save_torch(path, {"step": step, "settings": canonical(settings), "state": state, "rng": rng_state(device)})
 
 
+def end_step(step: int, iterations: int, loss: torch.Tensor, bar, *, checkpoint_every: int, path: Path,
+             settings: dict, state: Callable[[], dict[str, Any]], device: torch.device, failure: str) -> None:
+    """A training loop's bookkeeping after optimiser step ``step``: progress bar, loss check, checkpoint.
+
+    The loss is read (a GPU sync) only every 10 steps, at the end and at checkpoints; a non-finite one
+    stops with ``failure``, its ``{value}`` and ``{step}`` filled in. ``state`` builds what to save.
+    """
+    bar.update(1)
+    done = step + 1
+    save_now = done % checkpoint_every == 0 and done < iterations
+    if step % 10 == 0 or done == iterations or save_now:
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NumericalError(failure.replace("{value}", str(value)).replace("{step}", str(step)))
+        bar.set_postfix(loss=f"{value:.4f}")
+    if save_now:
+        save_checkpoint(path, done, settings, state(), device)
+
+
 def load_checkpoint(path: Path, settings: dict) -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it exists, is readable and was written with ``settings``."""
     if not path.is_file():
@@ -85,4 +107,5 @@ def load_checkpoint(path: Path, settings: dict) -> dict[str, Any] | None:
     return checkpoint
 
 
-__all__ = ["checkpoint_path", "file_digest", "load_checkpoint", "paths_digest", "save_checkpoint", "set_rng_state"]
+__all__ = ["checkpoint_path", "end_step", "file_digest", "load_checkpoint", "paths_digest", "save_checkpoint",
+           "set_rng_state"]

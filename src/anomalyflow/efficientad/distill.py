@@ -24,7 +24,6 @@ written every ``checkpoint_every`` iterations and resumed when the settings matc
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
@@ -37,10 +36,10 @@ from anomalyflow.data.loader import image_transform
 from anomalyflow.device import resolve_device
 from anomalyflow.efficientad.checkpoint import (
     checkpoint_path,
+    end_step,
     file_digest,
     load_checkpoint,
     paths_digest,
-    save_checkpoint,
     set_rng_state,
 )
 from anomalyflow.efficientad.imagenet_stats import (
@@ -52,7 +51,7 @@ from anomalyflow.efficientad.imagenet_stats import (
 )
 from anomalyflow.efficientad.sampling import IndexStream, StreamSampler
 from anomalyflow.efficientad.target import TeacherTarget, check_variant
-from anomalyflow.errors import ConfigError, NumericalError
+from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
 from anomalyflow.nets.pdn import build_pdn, normalize_size
 from anomalyflow.precision import amp_dtype, autocast, grad_scaler
@@ -230,19 +229,12 @@ def distill_teacher(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            bar.update(1)
-            done = step + 1
-            save_now = done % checkpoint_every == 0 and done < iterations
-            if step % 10 == 0 or done == iterations or save_now:  # .item() syncs the GPU: not every step
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise NumericalError(f"{out_path}: distillation loss became {value} at iteration {step}; "
-                                         "lower lr or check the Ψ statistics")
-                bar.set_postfix(loss=f"{value:.4f}")
-            if save_now:
-                save_checkpoint(ckpt_file, done, settings, {"pdn": pdn.state_dict(), "optimizer":
-                                                            optimizer.state_dict(), "scaler": scaler.state_dict()},
-                                device)
+            end_step(step, iterations, loss, bar, checkpoint_every=checkpoint_every, path=ckpt_file,
+                     settings=settings, device=device,
+                     state=lambda: {"pdn": pdn.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "scaler": scaler.state_dict()},
+                     failure=f"{out_path}: distillation loss became {{value}} at iteration {{step}}; lower lr or "
+                             "check the Ψ statistics")
     save_torch(out_path, {k: v.detach().cpu() for k, v in pdn.state_dict().items()})
     ckpt_file.unlink(missing_ok=True)
     log.info("teacher written to %s", out_path)

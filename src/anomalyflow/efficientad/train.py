@@ -34,7 +34,6 @@ and ``model.json`` (written last); a ``quantiles.json`` of earlier weights is re
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,10 +49,10 @@ from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from anomalyflow.device import resolve_device
 from anomalyflow.efficientad.checkpoint import (
     checkpoint_path,
+    end_step,
     file_digest,
     load_checkpoint,
     paths_digest,
-    save_checkpoint,
     set_rng_state,
 )
 from anomalyflow.efficientad.imagenet_stats import FlaggedImages, flagged_loader, next_batch, resolve_paths
@@ -320,19 +319,12 @@ def train_efficientad(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            bar.update(1)
-            done = step + 1
-            save_now = done % checkpoint_every == 0 and done < iterations
-            if step % 10 == 0 or done == iterations or save_now:  # .item() syncs the GPU: not every step
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise NumericalError(f"{out_dir}: training loss became {value} at iteration {step}; the "
-                                         "training images may be constant or lr too high")
-                bar.set_postfix(loss=f"{value:.4f}")
-            if save_now:
-                save_checkpoint(ckpt_file, done, settings,
-                                {"student": student.state_dict(), "autoencoder": autoencoder.state_dict(),
-                                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}, device)
+            end_step(step, iterations, loss, bar, checkpoint_every=checkpoint_every, path=ckpt_file,
+                     settings=settings, device=device,
+                     state=lambda: {"student": student.state_dict(), "autoencoder": autoencoder.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
+                     failure=f"{out_dir}: training loss became {{value}} at iteration {{step}}; the training "
+                             "images may be constant or lr too high")
 
     def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
