@@ -282,3 +282,8 @@ def finish(name: str, device: torch.device, env: dict, settings: dict, results: 
     if not args.no_record and not args.tiny:
         write_record(name, env, settings, results, records=args.records, note=args.note)
     return record
+
+
+def mib(value) -> str:
+    """Bytes as MiB for a table cell; a dash when unmeasured."""
+    return "—" if value is None else f"{value / 2**20:.0f} MiB"

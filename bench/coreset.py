@@ -98,17 +98,14 @@ def table(results: list[dict]) -> None:
         if theirs and r["n"] == 204_800 and r["fraction"] == 0.01:
             goal = "≥10× " + ("yes" if r["speedup"] >= 10 else "NO")
         rows.append([f"{r['n']:,}×{r['dim']:,}", f"{r['fraction']:.0%}", f"{r['k']:,}", r["projection_dim"],
-                     bl.fmt(r["ours"]["median_s"], "s"), _mib(r["ours"]["peak_bytes"]),
+                     bl.fmt(r["ours"]["median_s"], "s"), bl.mib(r["ours"]["peak_bytes"]),
                      bl.fmt(theirs["median_s"], "s") if theirs else "—",
-                     _mib(theirs["peak_bytes"]) if theirs else "—",
+                     bl.mib(theirs["peak_bytes"]) if theirs else "—",
                      f"{r['speedup']:.1f}×" if theirs else "—", goal or "—"])
     bl.print_table("Greedy coreset (peak = CUDA max allocated, or CPU RSS increase)",
                    ["features", "fraction", "picks", "proj", "ours", "ours peak", "anomalib", "anomalib peak",
                     "speedup", "goal"], rows)
 
-
-def _mib(value) -> str:
-    return "—" if value is None else f"{value / 2**20:.0f} MiB"
 
 
 def main(argv=None) -> dict:

@@ -144,14 +144,11 @@ def table(results: list[dict]) -> None:
                      bl.fmt(theirs["median_s"], "s") if theirs else "—",
                      f"{theirs['images_per_s']:.2f}" if theirs else "—",
                      f"{r['speedup']:.2f}×" if theirs else "—",
-                     _mib(r["ours"].get("peak_gpu_bytes")), _mib(theirs.get("peak_gpu_bytes")) if theirs else "—"])
+                     bl.mib(r["ours"].get("peak_gpu_bytes")), bl.mib(theirs.get("peak_gpu_bytes")) if theirs else "—"])
     bl.print_table("EfficientAD inference (median per batch; images/s = batch / median)",
                    ["model", "precision", "batch", "ours", "ours img/s", "anomalib", "anomalib img/s", "speedup",
                     "ours GPU peak", "anomalib GPU peak"], rows)
 
-
-def _mib(value) -> str:
-    return "—" if value is None else f"{value / 2**20:.0f} MiB"
 
 
 def main(argv=None) -> dict:
