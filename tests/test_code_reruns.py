@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from workflow_helpers import clone_run, dry_run_outputs, planned_jobs
+from workflow_helpers import clone_run, dry_run, planned_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +20,7 @@ def _touch_source(run, relative):
 
 def test_editing_puad_reruns_only_puad_jobs(run):
     _touch_source(run, "puad.py")
-    jobs = planned_jobs(run)
-    outputs = dry_run_outputs(run)
+    jobs, outputs = dry_run(run)
     # (+ the report's figures, which show PUAD's scores)
     assert sorted(set(jobs)) == ["aggregate", "all", "evaluate", "fit_puad", "report_category", "report_summary",
                                  "score_puad"]

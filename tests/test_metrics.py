@@ -411,10 +411,5 @@ def benchmark(n_images: int = 100, size: int = 256, repeats: int = 5) -> dict[st
     return timings
 
 
-@pytest.mark.slow
-def test_print_timings() -> None:
-    benchmark()
-
-
 if __name__ == "__main__":
     benchmark()

@@ -3,9 +3,9 @@ checkpoint, and the rerun's results equal an uninterrupted run's, byte for byte.
 
 The demo DAG's ``train_efficientad`` checkpoints every 30 of its 60 iterations (``checkpoint_every``
 in config/config.yaml), so the test needs no override. In a copy of the shared finished demo run it
-deletes tray's EfficientAD, PUAD and PatchCore results (PatchCore for a second family recomputed in
-fresh processes), starts the DAG, SIGKILLs the training job's Python process as soon as its
-checkpoint appears, then Snakemake and everything it started, as a node failure would.
+deletes tray's EfficientAD and PUAD results and what is downstream of them, starts the DAG, SIGKILLs
+the training job's Python process as soon as its checkpoint appears, then Snakemake and everything it
+started, as a node failure would.
 ``--unlock`` and ``--rerun-incomplete`` then finish the DAG. The equality of all.csv with the
 uninterrupted ``demo_run`` is also this suite's determinism check: the same config and seed, in new
 processes, give the same bytes.
@@ -65,8 +65,8 @@ def resumed(demo_run, tmp_path_factory):
     run = clone_run(demo_run, tmp_path_factory.mktemp("resume") / "run")
     # As if these jobs had never run, down to all.csv: Snakemake rebuilds a missing intermediate file only
     # when something downstream of it is missing or older (the temp() semantics), so the downstream results
-    # go too: the ensemble with PatchCore as a member, tray's report figures, the summary and the table.
-    for method in ("efficientad_s", "puad_s", "patchcore", "pni_ensemble"):
+    # go too: tray's report figures, the summary and the table.
+    for method in ("efficientad_s", "puad_s"):
         shutil.rmtree(run / CATEGORY_DIR / method)
     shutil.rmtree(run / "results/demo/figures/tray")
     for path in ("results/demo/figures/summary.svg", "results/demo/all.csv"):
@@ -131,7 +131,7 @@ def test_resumed_results_equal_the_uninterrupted_run(resumed, demo_run):
         assert resumed_state.keys() == reference.keys()
         assert all(torch.equal(resumed_state[key], reference[key]) for key in reference), name
     for path in ("results/demo/all.csv", "results/demo/tray/efficientad_s/scores.csv",
-                 "results/demo/tray/puad_s/scores.csv", "results/demo/tray/patchcore/scores.csv"):
+                 "results/demo/tray/puad_s/scores.csv"):
         assert (run / path).read_bytes() == (demo_run / path).read_bytes(), path
 
 

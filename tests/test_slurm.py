@@ -135,18 +135,19 @@ def cluster_test_profile(target: Path, planned, partition: str) -> Path:
 
 
 def slurm_slice(demo_run: Path, target: Path) -> Path:
-    """The finished demo run minus one category's PatchCore scores, maps and metrics: what the cluster redoes.
+    """The finished demo run minus one category's PUAD scores and metrics: what the cluster redoes.
 
     The whole demo DAG through SLURM takes longer than this suite may (every job pays for a Snakemake start
     on the node, and the run is CPU-bound on two cores; it was checked by hand: 24 jobs, all.csv byte-equal),
-    so the cluster redoes a slice with every kind of job: a GPU rule (patchcore_score), CPU rules (ensemble,
-    evaluate, the report's figures) and a local rule (aggregate), whose numbers reach all.csv. Snakemake's
+    so the cluster redoes a slice with every kind of job: a GPU rule (score_puad: student features on the
+    GPU), CPU rules (evaluate, the report's figures) and a local rule (aggregate), whose numbers reach
+    all.csv. PUAD is no ensemble member, so the chain is short (a cluster job costs tens of seconds here). Snakemake's
     metadata is dropped, so missing files and modification times alone decide what runs, as on a first run.
     """
     run = clone_run(demo_run, target)
     shutil.rmtree(run / ".snakemake")
-    for name in ("scores.csv", "maps.npz", "metrics.csv"):
-        (run / "results" / "demo" / "tray" / "patchcore" / name).unlink()
+    for name in ("scores.csv", "metrics.csv"):
+        (run / "results" / "demo" / "tray" / "puad_s" / name).unlink()
     (run / "results" / "demo" / "all.csv").unlink()
     return run
 
@@ -158,7 +159,7 @@ def test_demo_dag_through_slurm_matches_the_local_run(slurm_cluster, planned, de
     profile = cluster_test_profile(tmp_path / "profile", planned, slurm_cluster.partition)
     to_run = dry_run_jobs(workdir, "--profile", str(profile))
     remote = sorted(rule for rule, local, _ in to_run if not local)
-    assert {"patchcore_score", "evaluate", "report_category"} <= set(remote), to_run
+    assert {"score_puad", "evaluate", "report_category"} <= set(remote), to_run
     (workdir / ".list_localrules.smk").unlink()
 
     command = [sys.executable, "-m", "snakemake", "--profile", str(profile)]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import clone_run, dry_run_outputs, planned_jobs, snakemake
+from workflow_helpers import clone_run, dry_run, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +38,7 @@ def test_editing_one_category_reruns_only_that_category(demo):
     override = demo / "config" / "tray_override.yaml"
     override.write_text(yaml.safe_dump(
         {"datasets": {"demo": {"category_params": {"tray": {"patchcore": {"coreset_fraction": 0.2}}}}}}))
-    outputs = dry_run_outputs(demo, "--configfile", "config/config.yaml", str(override))
-    jobs = planned_jobs(demo, "--configfile", "config/config.yaml", str(override))
+    jobs, outputs = dry_run(demo, "--configfile", "config/config.yaml", str(override))
     assert not [path for path in outputs if "/board/" in path]
     assert "results/demo/tray/patchcore/model.json" in outputs
     assert "results/demo/all.csv" in outputs

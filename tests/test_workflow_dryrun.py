@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from PIL import Image
-from workflow_helpers import copy_workflow, dry_run_outputs, planned_jobs
+from workflow_helpers import copy_workflow, dry_run
 
 from anomalyflow.data.synth import generate
 
@@ -37,8 +37,7 @@ def test_loco_dry_run_lists_the_whole_chain_for_all_five_categories(workdir, loc
             f"datasets={{'loco': {{'root': '{loco_tree / 'data'}'}}}}",
             f"teachers={{'imagenet': {{'imagenet_root': '{loco_tree / 'imagenet'}'}}}}",
             "--", "results/loco/all.csv")
-    jobs = planned_jobs(workdir, *args)
-    outputs = dry_run_outputs(workdir, *args)
+    jobs, outputs = dry_run(workdir, *args)
     per_category = ["samples", "train_efficientad", "efficientad_quantiles", "efficientad_score", "fit_puad",
                     "score_puad", "patchcore_fit", "patchcore_score"]
     for rule in per_category:

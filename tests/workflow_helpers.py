@@ -37,25 +37,29 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
     return result
 
 
-def planned_jobs(workdir: Path, *args: str) -> list[str]:
-    """The rule names a dry run would execute (one entry per job), from its first job-stats table."""
-    result = snakemake(workdir, "--dry-run", "--quiet", "rules", *args)
-    jobs = []
-    for line in result.stdout.splitlines():
+def dry_run(workdir: Path, *args: str) -> tuple[list[str], list[str]]:
+    """One dry run: the rule names it would execute (one entry per job, from its first job-stats table)
+    and the output files of those jobs."""
+    listing = snakemake(workdir, "--dry-run", *args).stdout
+    jobs: list[str] = []
+    outputs: list[str] = []
+    in_table = True
+    for line in listing.splitlines():
         parts = line.split()
-        if parts[:1] == ["total"]:
-            break
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "job":
+        if in_table and parts[:1] == ["total"]:
+            in_table = False
+        elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "job":
             jobs.extend([parts[0]] * int(parts[1]))
-    return jobs
+        if line.strip().startswith("output:"):
+            outputs.extend(part.strip() for part in line.strip()[len("output:"):].split(","))
+    return jobs, outputs
+
+
+def planned_jobs(workdir: Path, *args: str) -> list[str]:
+    """The rule names a dry run would execute (one entry per job)."""
+    return dry_run(workdir, *args)[0]
 
 
 def dry_run_outputs(workdir: Path, *args: str) -> list[str]:
     """The output files of the jobs a dry run would execute."""
-    listing = snakemake(workdir, "--dry-run", *args).stdout
-    outputs = []
-    for line in listing.splitlines():
-        line = line.strip()
-        if line.startswith("output:"):
-            outputs.extend(part.strip() for part in line[len("output:"):].split(","))
-    return outputs
+    return dry_run(workdir, *args)[1]
