@@ -18,7 +18,7 @@ import torch
 
 from anomalyflow.atomic import atomic_path
 from anomalyflow.errors import AnomalyflowError, DataError
-from anomalyflow.pni.nearest import block_rows, distances, nearest
+from anomalyflow.pni.nearest import k_nearest
 
 # Faiss GPU k-selection is limited to k ≤ 2048 (PNI C6 notes the same limit); larger k stays on CPU.
 GPU_MAX_K = 2048
@@ -50,9 +50,9 @@ class MemoryBank:
         self._resources = None
         self._tensor = None
         self.device = torch.device(device)
-        if torch.device(device).type == "cuda" and faiss_gpu_available():
+        if self.device.type == "cuda" and faiss_gpu_available():
             self._resources = faiss.StandardGpuResources()
-            self._gpu_index = faiss.index_cpu_to_gpu(self._resources, torch.device(device).index or 0,
+            self._gpu_index = faiss.index_cpu_to_gpu(self._resources, self.device.index or 0,
                                                      self.cpu_index)
 
     def __len__(self) -> int:
@@ -62,30 +62,25 @@ class MemoryBank:
         return self.cpu_index.reconstruct_n(0, self.cpu_index.ntotal)
 
     def search(self, queries: np.ndarray | torch.Tensor, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Euclidean distances and ids of the ``k`` nearest entries, each ``[Q, k]``, nearest first."""
-        array = _as_float32(queries)
-        if array.shape[1] != self.dim:
-            raise DataError(f"query features have {array.shape[1]} dims but the memory bank has {self.dim}")
+        """Euclidean distances and ids of the ``k`` nearest entries, each ``[Q, k]``, nearest first.
+
+        Torch queries stay on their device for the torch search (no round trip through host memory).
+        """
+        if not isinstance(queries, torch.Tensor):
+            queries = _as_float32(queries)
+        elif queries.ndim != 2:
+            raise ValueError(f"expected a [N, D] array, got shape {tuple(queries.shape)}")
+        if queries.shape[1] != self.dim:
+            raise DataError(f"query features have {queries.shape[1]} dims but the memory bank has {self.dim}")
         k = min(k, len(self))
         if self._gpu_index is not None and k <= GPU_MAX_K:
-            squared, ids = self._gpu_index.search(array, k)
+            squared, ids = self._gpu_index.search(_as_float32(queries), k)
             return np.sqrt(np.maximum(squared, 0.0)), ids
-        return self._torch_search(torch.from_numpy(array), k)
-
-    @torch.no_grad()
-    def _torch_search(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._tensor is None:
             self._tensor = torch.from_numpy(self.vectors()).to(self.device)
-        bank = self._tensor
-        if k == 1:
-            dist, ids = nearest(queries, bank)
-            return dist[:, None].cpu().numpy(), ids[:, None].cpu().numpy()
-        bank_sq = bank.pow(2).sum(1)
-        rows = block_rows(len(bank))
-        parts = [distances(queries[i:i + rows].to(bank.device), bank, bank_sq).topk(k, dim=1, largest=False)
-                 for i in range(0, len(queries), rows)]
-        return (torch.cat([p.values for p in parts]).cpu().numpy(),
-                torch.cat([p.indices for p in parts]).cpu().numpy())
+        rows = queries.detach().float() if isinstance(queries, torch.Tensor) else torch.from_numpy(queries)
+        dist, ids = k_nearest(rows, self._tensor, k)
+        return dist.cpu().numpy(), ids.cpu().numpy()
 
     def save(self, path: str | os.PathLike) -> None:
         faiss = _faiss()

@@ -48,4 +48,19 @@ def nearest(queries: torch.Tensor, bank: torch.Tensor, *, block: int = DEFAULT_B
     return dist_out, index_out
 
 
-__all__ = ["DEFAULT_BLOCK", "block_rows", "distances", "nearest"]
+@torch.no_grad()
+def k_nearest(queries: torch.Tensor, bank: torch.Tensor, k: int, *, block: int = DEFAULT_BLOCK
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances and indices of the ``k`` nearest bank entries, ``[Q, k]`` each, nearest first, on the bank's
+    device; ``k = 1`` is :func:`nearest` (ties to the lowest index)."""
+    if k == 1:
+        dist, index = nearest(queries, bank, block=block)
+        return dist[:, None], index[:, None]
+    bank_sq = bank.float().pow(2).sum(1)
+    rows = block_rows(bank.shape[0], block)
+    parts = [distances(queries[begin:begin + rows].to(bank.device, non_blocking=True), bank, bank_sq)
+             .topk(k, dim=1, largest=False) for begin in range(0, queries.shape[0], rows)]
+    return torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts])
+
+
+__all__ = ["DEFAULT_BLOCK", "block_rows", "distances", "k_nearest", "nearest"]
