@@ -287,3 +287,20 @@ def finish(name: str, device: torch.device, env: dict, settings: dict, results: 
 def mib(value) -> str:
     """Bytes as MiB for a table cell; a dash when unmeasured."""
     return "—" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def efficientad_table(results: list[dict], title: str, *, rate: str, rate_format: str, time_label: str,
+                      rate_label: str) -> None:
+    """The EfficientAD benchmarks' table: per model, precision and batch, ours vs anomalib, time and ``rate``."""
+    rows = []
+    for r in results:
+        theirs = r.get("theirs")
+        rows.append([f"EfficientAD-{r['size'].upper()}", r["precision"], r["batch"],
+                     fmt(r["ours"]["median_s"], "s"), format(r["ours"][rate], rate_format),
+                     fmt(theirs["median_s"], "s") if theirs else "—",
+                     format(theirs[rate], rate_format) if theirs else "—",
+                     f"{r['speedup']:.2f}×" if theirs else "—",
+                     mib(r["ours"].get("peak_gpu_bytes")), mib(theirs.get("peak_gpu_bytes")) if theirs else "—"])
+    print_table(title, ["model", "precision", "batch", f"ours{time_label}", f"ours {rate_label}",
+                        f"anomalib{time_label}", f"anomalib {rate_label}", "speedup", "ours GPU peak",
+                        "anomalib GPU peak"], rows)

@@ -136,19 +136,8 @@ def run(device: torch.device, *, sizes=("s", "m"), batches=(1, 16), repeats=None
 
 
 def table(results: list[dict]) -> None:
-    rows = []
-    for r in results:
-        theirs = r.get("theirs")
-        rows.append([f"EfficientAD-{r['size'].upper()}", r["precision"], r["batch"],
-                     bl.fmt(r["ours"]["median_s"], "s"), f"{r['ours']['images_per_s']:.2f}",
-                     bl.fmt(theirs["median_s"], "s") if theirs else "—",
-                     f"{theirs['images_per_s']:.2f}" if theirs else "—",
-                     f"{r['speedup']:.2f}×" if theirs else "—",
-                     bl.mib(r["ours"].get("peak_gpu_bytes")), bl.mib(theirs.get("peak_gpu_bytes")) if theirs else "—"])
-    bl.print_table("EfficientAD inference (median per batch; images/s = batch / median)",
-                   ["model", "precision", "batch", "ours", "ours img/s", "anomalib", "anomalib img/s", "speedup",
-                    "ours GPU peak", "anomalib GPU peak"], rows)
-
+    bl.efficientad_table(results, "EfficientAD inference (median per batch; images/s = batch / median)",
+                         rate="images_per_s", rate_format=".2f", time_label="", rate_label="img/s")
 
 
 def main(argv=None) -> dict:

@@ -153,19 +153,8 @@ def run(device: torch.device, *, sizes=("s",), batches=(1, RECOMMENDED_BATCH), r
 
 
 def table(results: list[dict]) -> None:
-    rows = []
-    for r in results:
-        theirs = r.get("theirs")
-        rows.append([f"EfficientAD-{r['size'].upper()}", r["precision"], r["batch"],
-                     bl.fmt(r["ours"]["median_s"], "s"), f"{r['ours']['steps_per_s']:.3g}",
-                     bl.fmt(theirs["median_s"], "s") if theirs else "—",
-                     f"{theirs['steps_per_s']:.3g}" if theirs else "—",
-                     f"{r['speedup']:.2f}×" if theirs else "—",
-                     bl.mib(r["ours"].get("peak_gpu_bytes")), bl.mib(theirs.get("peak_gpu_bytes")) if theirs else "—"])
-    bl.print_table("EfficientAD training step (median)",
-                   ["model", "precision", "batch", "ours/step", "ours steps/s", "anomalib/step", "anomalib steps/s",
-                    "speedup", "ours GPU peak", "anomalib GPU peak"], rows)
-
+    bl.efficientad_table(results, "EfficientAD training step (median)", rate="steps_per_s", rate_format=".3g",
+                         time_label="/step", rate_label="steps/s")
 
 
 def main(argv=None) -> dict:

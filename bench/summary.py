@@ -57,21 +57,15 @@ def rows_of(record: dict) -> list[list[str]]:
             tpeak = _mib(theirs.get("peak_bytes")) if theirs else ""
             out.append([what, record["device"], _t(ours["median_s"]) + peak, (_t(tm) + tpeak) if theirs else "—",
                         _x(r.get("speedup")), met])
-        elif name == "efficientad_inference":
-            what = f"EfficientAD-{r['size'].upper()} inference {r['precision']}, batch {r['batch']}"
+        elif name in ("efficientad_inference", "efficientad_training"):
+            kind, rate, unit = (("inference", "images_per_s", "img/s") if name == "efficientad_inference"
+                                else ("training step", "steps_per_s", "steps/s"))
+            what = f"EfficientAD-{r['size'].upper()} {kind} {r['precision']}, batch {r['batch']}"
             met = "—"
             if theirs and r["size"] == "s" and r["precision"] == "fp32" and record["device"] == "cpu":
                 met = f"≥2×: {'yes' if r['speedup'] >= 2 else 'no'}"
-            out.append([what, record["device"], f"{_t(ours['median_s'])} ({ours['images_per_s']:.2f} img/s)",
-                        f"{_t(tm)} ({theirs['images_per_s']:.2f} img/s)" if theirs else "—", _x(r.get("speedup")), met])
-        elif name == "efficientad_training":
-            what = f"EfficientAD-{r['size'].upper()} training step {r['precision']}, batch {r['batch']}"
-            met = "—"
-            if theirs and r["size"] == "s" and r["precision"] == "fp32" and record["device"] == "cpu":
-                met = f"≥2×: {'yes' if r['speedup'] >= 2 else 'no'}"
-            out.append([what, record["device"], f"{_t(ours['median_s'])} ({ours['steps_per_s']:.2f} steps/s)",
-                        f"{_t(tm)} ({theirs['steps_per_s']:.2f} steps/s)" if theirs else "—", _x(r.get("speedup")),
-                        met])
+            out.append([what, record["device"], f"{_t(ours['median_s'])} ({ours[rate]:.2f} {unit})",
+                        f"{_t(tm)} ({theirs[rate]:.2f} {unit})" if theirs else "—", _x(r.get("speedup")), met])
         elif name == "scoring":
             ref = "anomalib" if r["method"] == "patchcore" else "official loop"
             what = (f"{'PatchCore' if r['method'] == 'patchcore' else 'PNI'} scoring, batch {r['batch']}, "
