@@ -22,18 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
+# The scratch copy the workflow tests run in (the Snakefile puts the copied src/ on PYTHONPATH).
+sys.path.insert(0, str(bl.REPO / "tests"))
+from workflow_helpers import copy_workflow
+
 NAME = "demo_dag"
 TARGET = "results/demo/all.csv"
-
-
-def copy_workflow(target: Path) -> Path:
-    """The same copy as tests/workflow_helpers.copy_workflow."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(bl.REPO / "Snakefile", target / "Snakefile")
-    for folder in ("config", "workflow", "envs", "src", "report"):
-        shutil.copytree(bl.REPO / folder, target / folder, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    return target
 
 
 def run_demo(workdir: Path, cores: int, extra: list[str], timeout: int) -> tuple[float, int | None, str]:
