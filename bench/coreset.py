@@ -10,9 +10,12 @@ Equal work: both project to the same Johnson–Lindenstrauss dimension (sklearn'
 anomalib's ``SparseRandomProjection(eps=0.9)`` picks: 301 for 204,800 points), both select the random
 start as the first centre (``include_start=True``; anomalib ≥ 2.6 does too). anomalyflow:
 :func:`anomalyflow.pni.coreset.greedy_coreset` (dense Gaussian projection, chunked ‖x‖² − 2x·c + ‖c‖²
-updates). anomalib 2.7: ``anomalib.models.components.KCenterGreedy(embedding, sampling_ratio)
-.select_coreset_idxs()`` (sparse projection, ``torch.linalg.norm(features − c)`` per step). The clock
-includes the projection; the features are already in memory (on the device for a GPU run).
+updates), with the projected points stored as float32 and, on the CPU, also as int8 codes
+(``storage="int8"``, what the workflow's ``coreset_storage: auto`` picks there; its selections cover the
+features as well as float32's: ``bench/coreset_quality.py``). anomalib 2.7:
+``KCenterGreedy(embedding, sampling_ratio).select_coreset_idxs()`` from ``anomalib.models.components``
+(sparse projection, ``torch.linalg.norm(features − c)`` per step). The clock includes the projection;
+the features are already in memory (on the device for a GPU run).
 
 Peak memory: CUDA ``max_memory_allocated`` on a GPU; on the CPU the increase of the process's resident
 set over the call (sampled every 5 ms).
@@ -46,9 +49,14 @@ def features(n: int, dim: int, device: torch.device) -> torch.Tensor:
     return torch.randn(n, dim, generator=generator).to(device)
 
 
-def ours(data: torch.Tensor, fraction: float, projection: int) -> int:
+def ours(data: torch.Tensor, fraction: float, projection: int, storage: str) -> int:
     n = coreset_size(len(data), fraction)
-    return len(greedy_coreset(data, n, projection_dim=projection, seed=0, device=data.device))
+    return len(greedy_coreset(data, n, projection_dim=projection, seed=0, device=data.device, storage=storage))
+
+
+def storages(device: torch.device) -> list[str]:
+    """float32 everywhere; int8 where ``coreset_storage: auto`` uses it (the CPU)."""
+    return ["float32", "int8"] if device.type == "cpu" else ["float32"]
 
 
 def theirs(data: torch.Tensor, fraction: float) -> int:
@@ -67,22 +75,26 @@ def run(device: torch.device, *, cases=CASES, repeats: int | None = None, their_
         data = features(n, dim, device)
         projection = jl_dimension(n)
         k = coreset_size(n, fraction)
-        row = {"n": n, "dim": dim, "fraction": fraction, "k": k, "projection_dim": projection}
         # 10% is 10x the steps of 1%: one repeat is enough there (and keeps the run short on a CPU).
         reps = 1 if fraction >= 0.1 and device.type == "cpu" else repeats
-        with bl.PeakMemory(device) as mem:
-            times = bl.time_call(lambda d=data, f=fraction, p=projection: ours(d, f, p), device, repeats=reps,
-                                 warmup=0)
-        row["ours"] = {**bl.summary(times), "peak_bytes": mem.peak_bytes, "memory_kind": mem.kind}
+        their_stats = None
         if compare and with_anomalib:
             with bl.PeakMemory(device) as mem:
                 t_times = bl.time_call(lambda d=data, f=fraction: theirs(d, f), device, repeats=their_repeats,
                                        warmup=0)
-            row["theirs"] = {**bl.summary(t_times), "peak_bytes": mem.peak_bytes, "memory_kind": mem.kind}
-            row["speedup"] = bl.ratio(row["theirs"]["median_s"], row["ours"]["median_s"])
-        results.append(row)
-        print(f"  {n:,}×{dim} {fraction:.0%} ({k:,} picks): ours {bl.fmt(row['ours']['median_s'], 's')}"
-              + (f", anomalib {bl.fmt(row['theirs']['median_s'], 's')}" if "theirs" in row else ""), flush=True)
+            their_stats = {**bl.summary(t_times), "peak_bytes": mem.peak_bytes, "memory_kind": mem.kind}
+        for storage in storages(device):
+            row = {"n": n, "dim": dim, "fraction": fraction, "k": k, "projection_dim": projection, "storage": storage}
+            with bl.PeakMemory(device) as mem:
+                times = bl.time_call(lambda d=data, f=fraction, p=projection, s=storage: ours(d, f, p, s), device,
+                                     repeats=reps, warmup=0)
+            row["ours"] = {**bl.summary(times), "peak_bytes": mem.peak_bytes, "memory_kind": mem.kind}
+            if their_stats is not None:  # one anomalib measurement, compared with each storage
+                row["theirs"] = their_stats
+                row["speedup"] = bl.ratio(their_stats["median_s"], row["ours"]["median_s"])
+            results.append(row)
+            print(f"  {n:,}×{dim} {fraction:.0%} ({k:,} picks, {storage}): ours {bl.fmt(row['ours']['median_s'], 's')}"
+                  + (f", anomalib {bl.fmt(their_stats['median_s'], 's')}" if their_stats else ""), flush=True)
         del data
     settings = {"cases": [list(c) for c in cases], "repeats_ours": repeats, "repeats_theirs": their_repeats,
                 "projection": "JL dimension (eps 0.9) on both sides", "include_start": True,
@@ -98,13 +110,13 @@ def table(results: list[dict]) -> None:
         if theirs and r["n"] == 204_800 and r["fraction"] == 0.01:
             goal = "≥10× " + ("yes" if r["speedup"] >= 10 else "NO")
         rows.append([f"{r['n']:,}×{r['dim']:,}", f"{r['fraction']:.0%}", f"{r['k']:,}", r["projection_dim"],
-                     bl.fmt(r["ours"]["median_s"], "s"), bl.mib(r["ours"]["peak_bytes"]),
+                     r.get("storage", "float32"), bl.fmt(r["ours"]["median_s"], "s"), bl.mib(r["ours"]["peak_bytes"]),
                      bl.fmt(theirs["median_s"], "s") if theirs else "—",
                      bl.mib(theirs["peak_bytes"]) if theirs else "—",
                      f"{r['speedup']:.1f}×" if theirs else "—", goal or "—"])
     bl.print_table("Greedy coreset (peak = CUDA max allocated, or CPU RSS increase)",
-                   ["features", "fraction", "picks", "proj", "ours", "ours peak", "anomalib", "anomalib peak",
-                    "speedup", "goal"], rows)
+                   ["features", "fraction", "picks", "proj", "storage", "ours", "ours peak", "anomalib",
+                    "anomalib peak", "speedup", "goal"], rows)
 
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
-BENCHMARKS = ["metrics_speed", "coreset", "efficientad_inference", "efficientad_training", "scoring", "demo_dag"]
+BENCHMARKS = ["metrics_speed", "coreset", "coreset_quality", "efficientad_inference", "efficientad_training",
+              "scoring", "demo_dag"]
 
 
 def main(argv=None) -> int:

@@ -23,8 +23,8 @@ def bench_modules():
         sys.path.remove(str(BENCH))
 
 
-@pytest.mark.parametrize("name", ["metrics_speed", "coreset", "efficientad_inference", "efficientad_training",
-                                  "scoring", "demo_dag"])
+@pytest.mark.parametrize("name", ["metrics_speed", "coreset", "coreset_quality", "efficientad_inference",
+                                  "efficientad_training", "scoring", "demo_dag"])
 def test_benchmark_runs_tiny(bench_modules, name, tmp_path):
     module = bench_modules(name)
     record = module.main(["--tiny", "--no-anomalib", "--device", "cpu", "--records", str(tmp_path)])

@@ -41,6 +41,7 @@ DEFAULTS = {
     "embed_dim": 1024,
     "coreset_fraction": 0.1,
     "coreset_projection": 128,
+    "coreset_storage": "auto",
     "num_neighbors": 1,
     "blur_sigma": 4.0,
     "batch_size": 16,
@@ -84,7 +85,7 @@ class PatchCore:
         n = coreset_size(len(flat), self.params["coreset_fraction"])
         log.info("coreset: %d of %d patch features (%.1f%%)", n, len(flat), 100 * n / len(flat))
         picks = greedy_coreset(flat, n, projection_dim=self.params["coreset_projection"], seed=self.params["seed"],
-                               device=self.device, progress=True)
+                               device=self.device, progress=True, storage=self.params["coreset_storage"])
         self.bank = MemoryBank(flat[torch.from_numpy(picks)], self.device)
         return self
 

@@ -74,7 +74,7 @@ def bank_sizes(n_interior: int, n_all: int, fraction: float, dist_size: int) -> 
 
 @torch.no_grad()
 def select_banks(features: torch.Tensor, *, edge: int, fraction: float = 0.01, dist_size: int = 2048,
-                 projection: int | str | None = "auto", seed: int = 0,
+                 projection: int | str | None = "auto", storage: str = "auto", seed: int = 0,
                  device: torch.device | str = "cpu") -> Banks:
     """The three banks from train features ``[N, h, w, E]`` (any device; selection runs on ``device``)."""
     _, h, w, e = features.shape
@@ -83,11 +83,12 @@ def select_banks(features: torch.Tensor, *, edge: int, fraction: float = 0.01, d
     everything = features.reshape(-1, e)
     n_emb, n_dist, n_edge = bank_sizes(len(interior), len(everything), fraction, dist_size)
     picks = greedy_coreset(interior, max(n_emb, n_dist), projection_dim=projection_dim(projection, len(interior), e),
-                           include_start=False, seed=seed, device=device, progress=True)
+                           include_start=False, seed=seed, device=device, progress=True, storage=storage)
     picks = torch.from_numpy(picks).to(interior.device)
     # The edge run is independent of the interior one; a different seed gives it its own start.
     edge_picks = greedy_coreset(everything, n_edge, projection_dim=projection_dim(projection, len(everything), e),
-                                include_start=False, seed=seed + 1, device=device, progress=True)
+                                include_start=False, seed=seed + 1, device=device, progress=True,
+                                storage=storage)
     log.info("coresets: |C_emb| = %d, |C_dist| = %d of %d interior features; |C_emb_edge| = %d of %d", n_emb,
              n_dist, len(interior), n_edge, len(everything))
     device = torch.device(device)

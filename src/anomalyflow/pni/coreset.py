@@ -5,6 +5,12 @@ randomly projected features (Johnson–Lindenstrauss) to make each step cheap. M
 the state is one vector of current nearest-selected distances, and each step is one chunked
 matrix-vector product ``‖x‖² − 2x·c + ‖c‖²``, never an N×N matrix (the exact PatchCore sampler's
 quadratic memory, patchcore-inspection #38).
+
+On a CPU each step is bound by memory bandwidth (one pass over the projected points). ``storage="int8"``
+rounds each projected point to int8 codes with its own scale and computes the dot products with exact
+integer arithmetic (``torch._int_mm``), a quarter of the bytes per pass: the greedy then runs exactly on
+the rounded points. The rounding (at most 1/254 of a point's largest coordinate) is small beside the
+projection's own distortion (up to 90% at eps 0.9); bench/README.md records the selections' coverage.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ def greedy_coreset(
     device: str | torch.device = "cpu",
     chunk_size: int = 1 << 20,
     progress: bool = False,
+    storage: str = "float32",
 ) -> np.ndarray:
     """Indices of ``n`` points chosen by greedy k-center, in selection order.
 
@@ -45,7 +52,9 @@ def greedy_coreset(
     first centre (default: drawn from ``seed``). With ``include_start`` (the textbook algorithm) the
     start is the first selected index; PNI/anomalib instead only seed the distances with it and do not
     select it (``include_start=False``). Ties go to the lowest index. The computation runs in the
-    features' dtype (float32 unless given float64) on ``device``.
+    features' dtype (float32 unless given float64) on ``device``. ``storage`` ``"int8"`` stores the
+    (projected) points as per-row int8 codes (see the module docstring); ``"auto"`` is int8 for projected
+    points on the CPU, else float32 (on CUDA bandwidth is not the limit; raw features stay exact).
     """
     data = torch.as_tensor(features)
     if data.ndim != 2:
@@ -60,8 +69,11 @@ def greedy_coreset(
     if not 0 <= first < total:
         raise ValueError(f"start index {first} out of range for {total} features")
 
+    int8 = _storage(storage, device, bool(projection_dim) and projection_dim < data.shape[1]) == "int8"
     points = _project(data, projection_dim, seed, device, dtype, chunk_size)
-    sq_norms = points.pow(2).sum(1)
+    if int8:
+        points = Int8Points(points, chunk_size)
+    sq_norms = points.pow(2).sum(1) if isinstance(points, torch.Tensor) else points.sq_norms
     min_dist = torch.full((total,), math.inf, device=device, dtype=dtype)
     selected = np.empty(n, dtype=np.int64)
     count = 0
@@ -80,6 +92,47 @@ def greedy_coreset(
     return selected
 
 
+def _storage(storage: str, device: torch.device, projected: bool) -> str:
+    if storage not in ("float32", "int8", "auto"):
+        raise ConfigError(f"coreset storage must be float32, int8 or auto, not {storage!r}")
+    if storage == "auto":  # unprojected features keep the exact greedy
+        return "int8" if projected and device.type == "cpu" else "float32"
+    return storage
+
+
+class Int8Points:
+    """Projected points as int8 codes ``q`` and per-row scales ``s`` (x ≈ s·q), for :func:`_update`.
+
+    Dot products between stored points are exact: ``s_x·s_c·Σ q_x q_c`` with an int32 sum on the CPU
+    (``torch._int_mm``); on CUDA the dequantised rows go through a float32 matvec (same points, float
+    rounding), since ``_int_mm`` there needs padded shapes and the step is not bandwidth-bound.
+    """
+
+    def __init__(self, points: torch.Tensor, chunk_size: int):
+        self.scales = points.abs().amax(1).div_(127.0)
+        self.scales[self.scales == 0] = 1.0  # an all-zero row stays all zero
+        self.codes = torch.empty(points.shape, dtype=torch.int8, device=points.device)
+        rows = max(1, chunk_size // max(1, points.shape[1]))
+        for begin in range(0, points.shape[0], rows):
+            part = slice(begin, begin + rows)
+            self.codes[part] = torch.round(points[part] / self.scales[part, None]).to(torch.int8)
+        norms = torch.empty(points.shape[0], dtype=torch.int64, device=points.device)
+        for begin in range(0, points.shape[0], rows):
+            part = slice(begin, begin + rows)
+            norms[part] = self.codes[part].to(torch.int32).pow(2).sum(1)
+        self.sq_norms = norms.to(points.dtype) * self.scales.pow(2)
+        self.shape = points.shape
+
+    def dots(self, centre: int, part: slice) -> torch.Tensor:
+        """``x·c`` for the rows ``part`` and the stored point ``centre``."""
+        if self.codes.device.type == "cpu":
+            raw = torch._int_mm(self.codes[part], self.codes[centre, :, None]).squeeze(1)
+        else:
+            c = self.codes[centre].to(self.scales.dtype)
+            raw = self.codes[part].to(self.scales.dtype) @ c
+        return raw.to(self.scales.dtype).mul_(self.scales[part]).mul_(self.scales[centre])
+
+
 def _project(data: torch.Tensor, projection_dim: int | None, seed: int, device: torch.device,
              dtype: torch.dtype, chunk_size: int) -> torch.Tensor:
     dim = data.shape[1]
@@ -93,7 +146,7 @@ def _project(data: torch.Tensor, projection_dim: int | None, seed: int, device: 
     return out
 
 
-def _update(min_dist: torch.Tensor, points: torch.Tensor, sq_norms: torch.Tensor, centre: int,
+def _update(min_dist: torch.Tensor, points: torch.Tensor | Int8Points, sq_norms: torch.Tensor, centre: int,
             chunk_size: int) -> None:
     """min_dist ← min(min_dist, ‖x − c‖), chunked so no temporary exceeds ``chunk_size`` elements.
 
@@ -101,12 +154,15 @@ def _update(min_dist: torch.Tensor, points: torch.Tensor, sq_norms: torch.Tensor
     one fused ``addmv`` (‖x‖² − 2x·c) over all points per step when N ≤ ``chunk_size``. Each step streams
     the projected points through memory once; on a CPU that bandwidth is the whole cost.
     """
-    c = points[centre]
     c_norm = sq_norms[centre]
     rows = max(1, min(points.shape[0], chunk_size))
     for begin in range(0, points.shape[0], rows):
         part = slice(begin, begin + rows)
-        dist = torch.addmv(sq_norms[part], points[part], c, alpha=-2.0).add_(c_norm).clamp_min_(0.0)
+        if isinstance(points, Int8Points):
+            dist = points.dots(centre, part).mul_(-2.0).add_(sq_norms[part])
+        else:
+            dist = torch.addmv(sq_norms[part], points[part], points[centre], alpha=-2.0)
+        dist.add_(c_norm).clamp_min_(0.0)
         torch.minimum(min_dist[part], dist, out=min_dist[part])
     # The centre itself must read exactly zero even where rounding left a tiny positive value.
     min_dist[centre] = 0.0

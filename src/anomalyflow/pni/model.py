@@ -73,6 +73,7 @@ DEFAULTS = {
     "coreset_fraction": 0.01,
     "dist_coreset_size": 2048,
     "coreset_projection": "auto",
+    "coreset_storage": "auto",
     # C5: position histograms
     "position_radius": 4,
     "seed": 0,
@@ -102,7 +103,7 @@ DEFAULTS = {
 }
 #: Parameters that define the memory stage's files; the MLP stage must see the same values.
 MEMORY_KEYS = ("backbone", "weights", "layers", "resize", "crop", "patch_size", "embed_dim", "coreset_fraction",
-               "dist_coreset_size", "coreset_projection", "position_radius", "seed")
+               "dist_coreset_size", "coreset_projection", "coreset_storage", "position_radius", "seed")
 SCORES = ("nb_coor", "nb", "coor")
 BANK_FILES = {"emb": "coreset_emb.faiss", "dist": "coreset_dist.faiss", "emb_edge": "coreset_emb_edge.faiss"}
 
@@ -183,7 +184,7 @@ class PNI:
         self.grid = (h, w)
         self.banks = select_banks(features, edge=self.edge, fraction=p["coreset_fraction"],
                                   dist_size=p["dist_coreset_size"], projection=p["coreset_projection"],
-                                  seed=p["seed"], device=self.device)
+                                  storage=p["coreset_storage"], seed=p["seed"], device=self.device)
         flat = features.reshape(-1, e)
         ids = nearest(flat, self.banks.emb)[1].view(n, h, w)
         ids_edge = nearest(flat, self.banks.emb_edge)[1].view(n, h, w)
