@@ -88,6 +88,24 @@ def test_predict_shapes_scores_and_p_formula(trained):
     torch.testing.assert_close(maps, expected, rtol=1e-5, atol=1e-6)
 
 
+
+def test_cpu_micro_batches_give_the_whole_batch_result(trained, monkeypatch):
+    import anomalyflow.efficientad.model as efficientad_model
+
+    folder, table, _ = trained
+    model = EfficientAD.load(folder, "cpu")
+    images = load_images(_paths(table, "test"), image_transform(SIDE))
+    assert [len(chunk) for chunk in model.micro_batches(images)] == [1, 1, 1, 1]
+    one_by_one = model.predict(images)
+    monkeypatch.setattr(efficientad_model, "CPU_MICRO_BATCH", 3)
+    assert [len(chunk) for chunk in model.micro_batches(images)] == [3, 1]
+    uneven = model.predict(images)
+    monkeypatch.setattr(efficientad_model, "CPU_MICRO_BATCH", 64)
+    whole = model.predict(images)
+    for got in (one_by_one, uneven):
+        np.testing.assert_allclose(got[0], whole[0], rtol=1e-5)
+        torch.testing.assert_close(got[1], whole[1], rtol=1e-5, atol=1e-6)
+
 def test_n_geometry_pads_four_zeros_before_resizing(trained):
     folder, table, _ = trained
     images = load_images(_paths(table, "test")[:2], image_transform(SIDE))
