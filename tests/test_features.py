@@ -22,6 +22,33 @@ def test_aggregation_with_equal_dims_is_a_local_mean():
     torch.testing.assert_close(out[0].permute(2, 0, 1), expected[0])
 
 
+
+def patchcore_reference_aggregate(maps, patch_size, layer_dim, embed_dim):
+    """PatchCore's own order of operations: unfold, resize every unfolded element, then pool."""
+    reference = maps[0].shape[-2:]
+    pooled = []
+    for layer_map in maps:
+        b, c, h, w = layer_map.shape
+        patches = F.unfold(layer_map, patch_size, padding=patch_size // 2).reshape(b, c, patch_size, patch_size, h, w)
+        if (h, w) != reference:
+            patches = F.interpolate(patches.reshape(-1, 1, h, w), size=reference, mode="bilinear",
+                                    align_corners=False).reshape(b, c, patch_size, patch_size, *reference)
+        vectors = patches.permute(0, 4, 5, 1, 2, 3).reshape(-1, 1, c * patch_size * patch_size)
+        pooled.append(F.adaptive_avg_pool1d(vectors, layer_dim))
+    features = F.adaptive_avg_pool1d(torch.cat(pooled, dim=2), embed_dim).squeeze(1)
+    return features.reshape(maps[0].shape[0], *reference, embed_dim)
+
+
+# (layer_dim, embed_dim): equal groups everywhere; uneven groups in the layers; uneven in the final pool.
+@pytest.mark.parametrize("dims", [(16, 16), (16, 8), (10, 16), (7, 5)])
+def test_aggregation_equals_patchcore_order_of_operations(dims):
+    generator = torch.Generator().manual_seed(0)
+    maps = [torch.randn(2, 8, 8, 8, generator=generator), torch.randn(2, 12, 4, 4, generator=generator),
+            torch.randn(2, 5, 3, 3, generator=generator)]
+    got = aggregate(maps, 3, *dims)
+    assert got.shape == (2, 8, 8, dims[1]) and got.is_contiguous()
+    torch.testing.assert_close(got, patchcore_reference_aggregate(maps, 3, *dims), rtol=1e-5, atol=1e-6)
+
 def test_densenet_layers_map_to_dense_blocks_and_bad_layers_fail():
     extractor = LayerExtractor(build_backbone("densenet201", "none"), ["layer2", "layer3"])
     maps = extractor(torch.randn(1, 3, 64, 64))

@@ -4,8 +4,9 @@ For each chosen backbone layer, every position's p×p neighbourhood (zero paddin
 deeper layers' unfolded maps are resized bilinearly, one kernel element at a time, to the grid of
 the first layer; each layer's C·p² vector is reduced to ``layer_dim`` by 1-D adaptive average pooling
 (channel-major order, so with layer_dim = C this is a p×p mean per channel); the layers are
-concatenated and pooled once more to ``embed_dim``. The result is one E-dimensional vector per
-position of the first layer's grid (stride 8 for layer2).
+concatenated and pooled once more to ``embed_dim``. (That is the definition, as PatchCore computes it;
+:func:`aggregate` pools before it resizes, which gives the same numbers with p² times less work.)
+The result is one E-dimensional vector per position of the first layer's grid (stride 8 for layer2).
 """
 
 from __future__ import annotations
@@ -54,26 +55,25 @@ class PatchFeatures(nn.Module):
 def aggregate(maps: Sequence[torch.Tensor], patch_size: int, layer_dim: int, embed_dim: int) -> torch.Tensor:
     """PatchCore's aggregation of layer maps ``[B,C_l,h_l,w_l]`` into ``[B, h_0, w_0, embed_dim]``."""
     reference = maps[0].shape[-2:]
-    batch = maps[0].shape[0]
     pooled = []
     for layer_map in maps:
-        patches = unfold_patches(layer_map, patch_size)  # [B, C, p, p, h, w]
-        if patches.shape[-2:] != reference:
-            b, c, p, q, h, w = patches.shape
-            patches = F.interpolate(patches.reshape(b * c * p * q, 1, h, w), size=reference,
-                                    mode="bilinear", align_corners=False)
-            patches = patches.reshape(b, c, p, q, *reference)
-        # [B·h·w, 1, C·p·p], channel-major, as PatchCore's MeanMapper flattens it.
-        channels = layer_map.shape[1]
-        vectors = patches.permute(0, 4, 5, 1, 2, 3).reshape(-1, 1, channels * patch_size * patch_size)
-        pooled.append(F.adaptive_avg_pool1d(vectors, layer_dim))  # [B·h·w, 1, layer_dim]
-    stacked = torch.cat(pooled, dim=2)  # [B·h·w, 1, L·layer_dim]
-    features = F.adaptive_avg_pool1d(stacked, embed_dim).squeeze(1)
-    return features.reshape(batch, *reference, embed_dim)
+        b, _, h, w = layer_map.shape
+        # [B, C·p·p, h·w], channel-major as PatchCore's MeanMapper flattens it, pooled to layer_dim.
+        unfolded = F.unfold(layer_map, kernel_size=patch_size, padding=patch_size // 2, stride=1)
+        vectors = pool_channels(unfolded, layer_dim).reshape(b, layer_dim, h, w)
+        if (h, w) != reference:
+            # PatchCore resizes every unfolded element; pooling first gives the same numbers (both are
+            # linear, over different axes) for p² times less interpolation.
+            vectors = F.interpolate(vectors, size=reference, mode="bilinear", align_corners=False)
+        pooled.append(vectors.flatten(2))
+    features = pool_channels(torch.cat(pooled, dim=1), embed_dim)  # [B, E, h_0·w_0]
+    return features.transpose(1, 2).contiguous().view(maps[0].shape[0], *reference, embed_dim)
 
 
-def unfold_patches(layer_map: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """``[B,C,h,w]`` → ``[B,C,p,p,h,w]``: each position's p×p neighbourhood, zero padded."""
-    b, c, h, w = layer_map.shape
-    unfolded = F.unfold(layer_map, kernel_size=patch_size, padding=patch_size // 2, stride=1)
-    return unfolded.reshape(b, c, patch_size, patch_size, h, w)
+def pool_channels(vectors: torch.Tensor, size: int) -> torch.Tensor:
+    """1-D adaptive average pooling of ``[B, n, L]`` along ``n`` to ``size``: a plain mean of equal groups
+    when ``size`` divides ``n`` (the usual case, without transposing the tensor twice)."""
+    b, n, length = vectors.shape
+    if n % size == 0:
+        return vectors.view(b, size, n // size, length).mean(2)
+    return F.adaptive_avg_pool1d(vectors.transpose(1, 2), size).transpose(1, 2)
