@@ -49,7 +49,7 @@ def rows_of(record: dict) -> list[list[str]]:
             out.append([what, r["device"], _t(ours["median_s"]), _t(tm), _x(r.get("speedup")), met])
         elif name == "coreset":
             what = (f"greedy coreset {r['n']:,}×{r['dim']:,}, {r['fraction']:.0%} ({r['k']:,} picks, "
-                    f"{r['projection_dim']}-d)")
+                    f"{r['projection_dim']}-d, {r.get('storage', 'float32')})")
             met = "—"
             if theirs and r["n"] == 204_800 and r["fraction"] == 0.01:
                 met = f"≥10×: {'yes' if r['speedup'] >= 10 else 'no'}"
@@ -78,6 +78,21 @@ def rows_of(record: dict) -> list[list[str]]:
     return out
 
 
+def latest(name: str, records: list[dict]) -> list[dict]:
+    """The last record; for scoring, also the last one of each method the last record did not run."""
+    if not records:
+        return []
+    chosen = [records[-1]]
+    if name == "scoring":
+        seen = {r["method"] for r in records[-1]["results"]}
+        for record in reversed(records[:-1]):
+            rows = [r for r in record["results"] if r["method"] not in seen]
+            if rows:
+                chosen.append({**record, "results": rows})
+                seen.update(r["method"] for r in rows)
+    return chosen
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=bl.RECORDS)
@@ -88,7 +103,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     for name in [args.history] if args.history else names:
         records = load(name, args.records)
-        chosen = records if args.history else records[-1:]
+        chosen = records if args.history else latest(name, records)
         for record in chosen:
             load_start = (record.get("loadavg_start") or [None])[0]
             for row in rows_of(record):
