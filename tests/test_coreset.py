@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from anomalyflow.errors import ConfigError
+from anomalyflow.pni import coreset as coreset_module
 from anomalyflow.pni.coreset import coreset_size, greedy_coreset
 
 
@@ -68,7 +69,7 @@ def int8_rounded(points: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("include_start", [True, False])
-def test_int8_storage_is_the_textbook_greedy_on_the_rounded_points(seed, include_start):
+def test_int8_storage_is_the_textbook_greedy_on_the_rounded_points(seed, include_start, monkeypatch):
     rng = np.random.default_rng(seed)
     # Rows of very different magnitudes, and one zero row: each row keeps its own scale.
     points = rng.normal(size=(300, 12)) * rng.uniform(0.01, 100, size=(300, 1))
@@ -78,6 +79,11 @@ def test_int8_storage_is_the_textbook_greedy_on_the_rounded_points(seed, include
     got = greedy_coreset(points.astype(np.float32), 30, projection_dim=None, start=start,
                          include_start=include_start, storage="int8", chunk_size=128)
     assert got.tolist() == expected
+    # Where no exact int8 matmul runs (CUDA), the same rounded points go through the float matvec.
+    monkeypatch.setattr(coreset_module, "int8_matmul", lambda device: False)
+    assert greedy_coreset(points.astype(np.float32), 30, projection_dim=None, start=start,
+                          include_start=include_start, storage="int8").tolist() == expected
+    monkeypatch.undo()
     # ... and the rounding is real: on these points float32 storage picks differently somewhere.
     if seed == 0 and include_start:
         exact = greedy_coreset(points, 300, projection_dim=None, start=start, storage="float32")

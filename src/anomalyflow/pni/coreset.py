@@ -103,34 +103,42 @@ def _storage(storage: str, device: torch.device, projected: bool) -> str:
 class Int8Points:
     """Projected points as int8 codes ``q`` and per-row scales ``s`` (x ≈ s·q), for :func:`_update`.
 
-    Dot products between stored points are exact: ``s_x·s_c·Σ q_x q_c`` with an int32 sum on the CPU
-    (``torch._int_mm``); on CUDA the dequantised rows go through a float32 matvec (same points, float
-    rounding), since ``_int_mm`` there needs padded shapes and the step is not bandwidth-bound.
+    Dot products between stored points are exact on the CPU: ``s_x·s_c·Σ q_x q_c`` with an int32 sum
+    (``torch._int_mm``). Elsewhere (CUDA, where ``_int_mm`` wants padded shapes and the step is not
+    bandwidth-bound, or a torch without it) the rounded points are kept dequantised and go through the
+    float matvec: the same points, with float rounding.
     """
 
     def __init__(self, points: torch.Tensor, chunk_size: int):
+        if points.shape[1] > 133_000:  # 127² · dim must fit the int32 sums
+            raise ValueError(f"int8 coreset storage handles at most 133,000 dimensions, not {points.shape[1]}")
         self.scales = points.abs().amax(1).div_(127.0)
         self.scales[self.scales == 0] = 1.0  # an all-zero row stays all zero
         self.codes = torch.empty(points.shape, dtype=torch.int8, device=points.device)
+        norms = torch.empty(points.shape[0], dtype=torch.int64, device=points.device)
         rows = max(1, chunk_size // max(1, points.shape[1]))
         for begin in range(0, points.shape[0], rows):
             part = slice(begin, begin + rows)
             self.codes[part] = torch.round(points[part] / self.scales[part, None]).to(torch.int8)
-        norms = torch.empty(points.shape[0], dtype=torch.int64, device=points.device)
-        for begin in range(0, points.shape[0], rows):
-            part = slice(begin, begin + rows)
             norms[part] = self.codes[part].to(torch.int32).pow(2).sum(1)
         self.sq_norms = norms.to(points.dtype) * self.scales.pow(2)
         self.shape = points.shape
+        self.rounded = None
+        if not int8_matmul(points.device):
+            self.rounded = self.codes.to(points.dtype).mul_(self.scales[:, None])
+            self.codes = None
 
     def dots(self, centre: int, part: slice) -> torch.Tensor:
         """``x·c`` for the rows ``part`` and the stored point ``centre``."""
-        if self.codes.device.type == "cpu":
-            raw = torch._int_mm(self.codes[part], self.codes[centre, :, None]).squeeze(1)
-        else:
-            c = self.codes[centre].to(self.scales.dtype)
-            raw = self.codes[part].to(self.scales.dtype) @ c
+        if self.rounded is not None:
+            return self.rounded[part] @ self.rounded[centre]
+        raw = torch._int_mm(self.codes[part], self.codes[centre, :, None]).squeeze(1)
         return raw.to(self.scales.dtype).mul_(self.scales[part]).mul_(self.scales[centre])
+
+
+def int8_matmul(device: torch.device) -> bool:
+    """Whether exact int8 dot products (``torch._int_mm``) serve the coreset on ``device``."""
+    return device.type == "cpu" and hasattr(torch, "_int_mm")
 
 
 def _project(data: torch.Tensor, projection_dim: int | None, seed: int, device: torch.device,
