@@ -117,15 +117,8 @@ class PUAD:
     @torch.no_grad()
     def components(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
         """s_P ``[B]``, pooled features ``[B, 384]``, maps ``[B, H, W]`` and s_U (if fitted) from one forward pass."""
-        s_p, features, maps = [], [], []
-        for chunk in self.efficientad.micro_batches(images):
-            outputs = self.efficientad.outputs(chunk)
-            scores, chunk_maps = self.efficientad.scores_and_maps(outputs, tuple(images.shape[-2:]))
-            s_p.append(scores)
-            maps.append(chunk_maps)
-            features.append(self.efficientad.pooled_features(outputs, self.feature))
-        s_p, maps = np.concatenate(s_p), torch.cat(maps)
-        features = torch.cat(features).double().cpu().numpy()
+        s_p, maps, features = self.efficientad.predict_and_pool(images, self.feature)
+        features = features.double().cpu().numpy()
         s_u = self.gaussian.score(features) if self.gaussian.precision is not None else None
         return s_p, features, maps, s_u
 

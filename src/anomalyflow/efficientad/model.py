@@ -137,9 +137,24 @@ class EfficientAD:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
         """Image scores ``[B]`` (numpy) and anomaly maps ``[B, H, W]`` at the input's size (torch, device)."""
+        scores, maps, _ = self.predict_and_pool(images, None)
+        return scores, maps
+
+    @torch.no_grad()
+    def predict_and_pool(self, images: torch.Tensor,
+                         which: str | None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
+        """:meth:`predict` plus, from the same forward pass, :meth:`pooled_features` ``[B, 384]`` of ``which``
+        (None: no features), run in :meth:`micro_batches`."""
         size = tuple(images.shape[-2:])
-        parts = [self.scores_and_maps(self.outputs(chunk), size) for chunk in self.micro_batches(images)]
-        return np.concatenate([scores for scores, _ in parts]), torch.cat([maps for _, maps in parts])
+        scores, maps, features = [], [], []
+        for chunk in self.micro_batches(images):
+            outputs = self.outputs(chunk)
+            chunk_scores, chunk_maps = self.scores_and_maps(outputs, size)
+            scores.append(chunk_scores)
+            maps.append(chunk_maps)
+            if which is not None:
+                features.append(self.pooled_features(outputs, which))
+        return np.concatenate(scores), torch.cat(maps), torch.cat(features) if features else None
 
     def scores_and_maps(self, outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                         size: tuple[int, int]) -> tuple[np.ndarray, torch.Tensor]:
