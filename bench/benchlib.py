@@ -284,6 +284,25 @@ def finish(name: str, device: torch.device, env: dict, settings: dict, results: 
     return record
 
 
+def measure(name: str, args, run: Callable[..., tuple[dict, list[dict]]], table: Callable[[list[dict]], None], *,
+            tiny: dict, full: dict) -> dict:
+    """The body of a one-device benchmark's ``main()``: ``run(device, **kwargs)`` with the ``tiny`` or ``full``
+    keyword arguments (``with_anomalib`` defaults to whether anomalib is asked for and importable), the
+    table, the record."""
+    device = resolve_device(args.device)
+    env = environment(device)
+    kwargs = {"with_anomalib": anomalib_available(not args.no_anomalib), **(tiny if args.tiny else full)}
+    settings, results = run(device, **kwargs)
+    table(results)
+    return finish(name, device, env, settings, results, args)
+
+
+#: ``--tiny`` for both EfficientAD benchmarks: 64² input. anomalib's encoder has a fixed 8×8 kernel that needs
+#: 256², so anomalyflow only.
+EFFICIENTAD_TINY = {"sizes": ("s",), "batches": (1, 2), "repeats": {1: 1, 2: 1}, "warmup": {1: 0, 2: 0},
+                    "image_size": 64, "with_anomalib": False}
+
+
 def mib(value) -> str:
     """Bytes as MiB for a table cell; a dash when unmeasured."""
     return "—" if value is None else f"{value / 2**20:.0f} MiB"

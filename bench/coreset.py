@@ -127,19 +127,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--case", action="append", default=None, metavar="N:FRACTION",
                         help="only these cases of 1,536-d features, e.g. 204800:0.01 (repeatable)")
     args = parser.parse_args(argv)
-    device = bl.resolve_device(args.device)
-    env = bl.environment(device)
-    with_anomalib = bl.anomalib_available(not args.no_anomalib)
-    if args.tiny:
-        settings, results = run(device, cases=[(2000, 64, 0.01, True)], repeats=1, with_anomalib=with_anomalib)
-    else:
-        cases = CASES
-        if args.case:
-            cases = [(int(n), 1536, float(f), int(n) == 204_800) for n, f in (c.split(":") for c in args.case)]
-        settings, results = run(device, cases=cases, repeats=args.repeats, their_repeats=args.their_repeats,
-                                with_anomalib=with_anomalib)
-    table(results)
-    return bl.finish(NAME, device, env, settings, results, args)
+    cases = CASES
+    if args.case:
+        cases = [(int(n), 1536, float(f), int(n) == 204_800) for n, f in (c.split(":") for c in args.case)]
+    return bl.measure(NAME, args, run, table, tiny={"cases": [(2000, 64, 0.01, True)], "repeats": 1},
+                      full={"cases": cases, "repeats": args.repeats, "their_repeats": args.their_repeats})
 
 
 if __name__ == "__main__":

@@ -162,17 +162,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--sizes", nargs="+", default=["s"], choices=["s", "m"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, RECOMMENDED_BATCH])
     args = parser.parse_args(argv)
-    device = bl.resolve_device(args.device)
-    env = bl.environment(device)
-    with_anomalib = bl.anomalib_available(not args.no_anomalib)
-    if args.tiny:  # 64² input: anomalib's encoder has a fixed 8×8 kernel that needs 256², so anomalyflow only
-        settings, results = run(device, sizes=("s",), batches=(1, 2), repeats={1: 1, 2: 1}, warmup={1: 0, 2: 0},
-                                image_size=64, with_anomalib=False)
-    else:
-        settings, results = run(device, sizes=tuple(args.sizes), batches=tuple(args.batches),
-                                with_anomalib=with_anomalib)
-    table(results)
-    return bl.finish(NAME, device, env, settings, results, args)
+    return bl.measure(NAME, args, run, table, tiny=bl.EFFICIENTAD_TINY,
+                      full={"sizes": tuple(args.sizes), "batches": tuple(args.batches)})
 
 
 if __name__ == "__main__":

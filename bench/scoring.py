@@ -273,21 +273,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--pni-batch", type=int, default=None, help="default: 2 on a CPU, --batch on a GPU")
     parser.add_argument("--pni-fraction", type=float, default=0.01)
     args = parser.parse_args(argv)
-    device = bl.resolve_device(args.device)
-    env = bl.environment(device)
-    with_anomalib = bl.anomalib_available(not args.no_anomalib)
-    if args.tiny:  # small nets and crops; anomalib's PatchCore needs timm's WRN-50, so anomalyflow only
-        settings, results = run(device, methods=args.methods, batch=2, pni_batch=1, repeats=1, patchcore_size=64,
-                                patchcore_backbone="resnet18",
-                                pni_fraction=0.05,
-                                pni_kwargs={"crop": 64, "resize_to": 64, "hidden": 32, "layers": 3, "dist_size": 16,
-                                            "backbone": "resnet18"},
-                                with_anomalib=False)
-    else:
-        settings, results = run(device, methods=args.methods, batch=args.batch, pni_batch=args.pni_batch,
-                                pni_fraction=args.pni_fraction, with_anomalib=with_anomalib)
-    table(results)
-    return bl.finish(NAME, device, env, settings, results, args)
+    # --tiny: small nets and crops; anomalib's PatchCore needs timm's WRN-50, so anomalyflow only
+    tiny = {"methods": args.methods, "batch": 2, "pni_batch": 1, "repeats": 1, "patchcore_size": 64,
+            "patchcore_backbone": "resnet18", "pni_fraction": 0.05,
+            "pni_kwargs": {"crop": 64, "resize_to": 64, "hidden": 32, "layers": 3, "dist_size": 16,
+                           "backbone": "resnet18"},
+            "with_anomalib": False}
+    return bl.measure(NAME, args, run, table, tiny=tiny,
+                      full={"methods": args.methods, "batch": args.batch, "pni_batch": args.pni_batch,
+                            "pni_fraction": args.pni_fraction})
 
 
 if __name__ == "__main__":
