@@ -24,6 +24,7 @@ from anomalyflow.data.loader import image_transform
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import NumericalError
+from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
 from anomalyflow.pni.coreset import coreset_size, greedy_coreset
@@ -65,6 +66,11 @@ class PatchCore:
 
     def transform(self):
         return image_transform(self.params["image_size"])
+
+    @staticmethod
+    def map_frame(height: int, width: int):
+        """Maps cover the whole image, stretched to a square like the input (:mod:`anomalyflow.frames`)."""
+        return FULL_FRAME
 
     @torch.no_grad()
     def embed(self, paths, *, num_workers: int = 0, desc: str | None = "features") -> torch.Tensor:

@@ -114,6 +114,9 @@ class PUAD:
     def transform(self):
         return self.efficientad.transform()
 
+    def map_frame(self, height: int, width: int):
+        return self.efficientad.map_frame(height, width)
+
     @torch.no_grad()
     def components(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
         """s_P ``[B]``, pooled features ``[B, 384]``, maps ``[B, H, W]`` and s_U (if fitted) from one forward pass."""

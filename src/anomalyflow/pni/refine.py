@@ -189,7 +189,6 @@ class RefinedPNI:
         self.net = net.to(self.device).eval()
         self.params = resolve_refine_params(params)
         self.lo, self.hi = map_range
-        self.frame = pni.frame
 
     @property
     def batch_size(self) -> int:
@@ -197,6 +196,10 @@ class RefinedPNI:
 
     def transform(self):
         return self.pni.transform()
+
+    def map_frame(self, height: int, width: int):
+        """PNI's centre crop of a ``height × width`` image: the refined map has PNI's geometry."""
+        return self.pni.map_frame(height, width)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> RefinedPNI:
