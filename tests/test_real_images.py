@@ -17,7 +17,7 @@ import pytest
 import yaml
 from workflow_helpers import clone_run, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 METHODS = ["patchcore", "efficientad_s", "puad_s", "pni_resnet18", "pni_refined", "pni_ensemble"]
 

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from anomalyflow.atomic import write_csv
-from anomalyflow.errors import DataError, user_errors
+from anomalyflow.config import method_params, teacher_params
+from anomalyflow.efficientad.teachers import teacher_source
+from anomalyflow.errors import ConfigError, DataError, user_errors
 
 KEY_COLUMNS = ["dataset", "category", "method"]
 
@@ -61,6 +63,29 @@ def _provenance_column(table: pd.DataFrame, provenance: Sequence[Mapping[str, st
             per_method[method].append(text)
     return [" | ".join(per_method.get(method, [])) if category == "mean" else given.get((category, method), "")
             for category, method in zip(table["category"].astype(str), table["method"], strict=True)]
+
+
+def method_provenance(config: dict, dataset: str, category: str, method: str) -> str:
+    """One line naming what a method's numbers rest on: its backbone weights or EfficientAD teacher, its
+    base or members (the ``provenance`` column of ``all.csv``)."""
+    params = method_params(config, dataset, category, method)
+    family = params["family"]
+    if family == "efficientad":
+        if params.get("pretrained"):
+            return f"PUAD model folder {params['pretrained'].get('puad_dir')}"
+        try:
+            source = teacher_source(params["teacher"], teacher_params(config, params["teacher"]), params["size"])
+        except ConfigError:
+            return f"teacher {params['teacher']} ({params['size']}): no source"
+        return f"teacher {source.description}"
+    if family == "puad":
+        return f"{params['base']} + pooled {params['feature']} features; " + \
+            method_provenance(config, dataset, category, params["base"])
+    if family == "ensemble":
+        return "ensemble of " + " + ".join(params["members"])
+    if family == "pni_refined":
+        return f"{params['base']} refined by densenet161 (weights {params['weights']})"
+    return f"{params.get('backbone')} (weights {params['weights']})"
 
 
 def write_all(path: str | os.PathLike, table: pd.DataFrame) -> None:

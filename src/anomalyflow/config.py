@@ -260,31 +260,6 @@ def method_params(config: dict, dataset: str, category: str, method: str) -> dic
     return merged
 
 
-def describe_method(config: dict, dataset: str, category: str, method: str) -> str:
-    """One line naming what a method's numbers rest on: its backbone weights or EfficientAD teacher, its
-    base or members (the ``provenance`` column of ``all.csv``)."""
-    from anomalyflow.efficientad.teachers import teacher_source
-
-    params = method_params(config, dataset, category, method)
-    family = params["family"]
-    if family == "efficientad":
-        if params.get("pretrained"):
-            return f"PUAD model folder {params['pretrained'].get('puad_dir')}"
-        try:
-            source = teacher_source(params["teacher"], teacher_params(config, params["teacher"]), params["size"])
-        except ConfigError:
-            return f"teacher {params['teacher']} ({params['size']}): no source"
-        return f"teacher {source.description}"
-    if family == "puad":
-        return f"{params['base']} + pooled {params['feature']} features; " + \
-            describe_method(config, dataset, category, params["base"])
-    if family == "ensemble":
-        return "ensemble of " + " + ".join(params["members"])
-    if family == "pni_refined":
-        return f"{params['base']} refined by densenet161 (weights {params['weights']})"
-    return f"{params.get('backbone')} (weights {params['weights']})"
-
-
 def job_threads(config: dict, dataset: str | None = None, teacher: str | None = None) -> int:
     """Threads of one compute job: the dataset's (or teacher's) ``threads``, else the top-level value."""
     own = None

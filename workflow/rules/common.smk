@@ -7,7 +7,6 @@ from pathlib import Path
 
 from anomalyflow.config import (
     dataset_config,
-    describe_method,
     evaluation_params,
     job_threads,
     method_params,
@@ -17,12 +16,12 @@ from anomalyflow.config import (
     teacher_params,
     validate_config,
 )
+from anomalyflow.aggregate import method_provenance
 from anomalyflow.data.clutter import planned_clutter_files
 from anomalyflow.data.layouts import category_files, files_fingerprint
 from anomalyflow.data.public import require_dataset
 from anomalyflow.data.synth import planned_files
-from anomalyflow.efficientad.stages import penalty_enabled
-from anomalyflow.efficientad.teachers import distillation_params, imagenet_images, require_teacher
+from anomalyflow.efficientad.teachers import distillation_params, imagenet_images, penalty_enabled, require_teacher
 from anomalyflow.errors import AnomalyflowError
 from anomalyflow.provenance import module_sources
 
@@ -275,7 +274,7 @@ def defects_config(wildcards):
 def provenance(wildcards):
     """Per category and method of the dataset, the weights and teacher its numbers come from (all.csv)."""
     spec = ds(wildcards)
-    return [dict(category=c, method=m, provenance=describe_method(config, wildcards.dataset, c, m))
+    return [dict(category=c, method=m, provenance=method_provenance(config, wildcards.dataset, c, m))
             for c in spec["categories"] for m in spec["methods"]]
 
 

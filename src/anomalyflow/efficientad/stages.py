@@ -14,21 +14,12 @@ from pathlib import Path
 from anomalyflow.atomic import atomic_path
 from anomalyflow.efficientad.official import import_puad_model
 from anomalyflow.efficientad.quantiles import validation_quantiles
-from anomalyflow.efficientad.teachers import imagenet_images
 from anomalyflow.efficientad.train import train_efficientad
 from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
 
 # An imported PUAD folder brings its own quantiles; kept beside the model until the quantile stage.
 OFFICIAL_QUANTILES = "official_quantiles.json"
-
-
-def penalty_enabled(params: dict, teacher: dict) -> bool:
-    """``penalty: auto`` trains with the ImageNet penalty when the teacher has ImageNet(-like) images: generated
-    clutter, or an ``imagenet_root`` folder that exists (a teacher given as a file needs no ImageNet)."""
-    if params.get("penalty", "auto") == "auto":
-        return bool(imagenet_images(teacher) or teacher.get("synthetic"))
-    return bool(params["penalty"])
 
 
 def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike, params: dict, *,

@@ -101,6 +101,14 @@ def require_teacher(name: str, spec: dict[str, Any], size: str) -> TeacherSource
     return source
 
 
+def penalty_enabled(params: dict[str, Any], teacher: dict[str, Any]) -> bool:
+    """``penalty: auto`` trains with the ImageNet penalty when the teacher has ImageNet(-like) images: generated
+    clutter, or an ``imagenet_root`` folder that exists (a teacher given as a file needs no ImageNet)."""
+    if params.get("penalty", "auto") == "auto":
+        return bool(imagenet_images(teacher) or teacher.get("synthetic"))
+    return bool(params["penalty"])
+
+
 def imagenet_images(spec: dict[str, Any]) -> str | None:
     """The teacher's ImageNet(-like) folder when it exists (the penalty and the distillation read it)."""
     root = spec.get("imagenet_root")
