@@ -22,6 +22,22 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def schema(repo_root) -> dict:
+    """config/schema.yaml, parsed (validate_config does not change it)."""
+    from anomalyflow.config import load_yaml
+
+    return load_yaml(repo_root / "config" / "schema.yaml")
+
+
+@pytest.fixture
+def config(repo_root) -> dict:
+    """A fresh copy of the demo config (config/config.yaml), not yet validated; a test may change it."""
+    from anomalyflow.config import load_yaml
+
+    return load_yaml(repo_root / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="session")
 def mvtec_mini() -> Path:
     """The real MVTec AD mini subset (screw); read in place, never copied into the repository."""
     root = shared_dir() / "data" / "mvtec_ad_mini"

@@ -6,16 +6,6 @@ from anomalyflow.config import load_yaml, method_params, validate_config
 from anomalyflow.errors import ConfigError
 
 
-@pytest.fixture(scope="module")
-def schema(repo_root):
-    return load_yaml(repo_root / "config" / "schema.yaml")
-
-
-@pytest.fixture
-def config(repo_root):
-    return load_yaml(repo_root / "config" / "config.yaml")
-
-
 @pytest.mark.parametrize("name", ["config", "mvtec_ad", "loco", "visa", "btad"])
 def test_shipped_configs_validate(repo_root, schema, name):
     base = load_yaml(repo_root / "config" / "config.yaml")
