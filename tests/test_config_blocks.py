@@ -156,3 +156,72 @@ def test_evaluation_block_is_evaluate_categorys_keywords(schema, tmp_path):
         evaluate_category(missing, missing, None, method="m", size=4)
     with pytest.raises(ConfigError, match=r"evaluation spro_limits: 1.5 is not a fraction in \(0, 1\]"):
         evaluate_category(missing, missing, None, method="m", spro_limits=[0.1, 1.5])
+
+
+def _known_keys(family: str) -> set[str]:
+    if family == "patchcore":
+        from anomalyflow.patchcore import DEFAULTS
+        return {*DEFAULTS, "family"}
+    if family == "pni":
+        from anomalyflow.pni.model import DEFAULTS
+        return {*DEFAULTS, "family"}
+    if family == "pni_refined":
+        from anomalyflow.pni.refine import REFINE_DEFAULTS
+        return {*REFINE_DEFAULTS, "family", "base"}
+    if family == "efficientad":
+        from anomalyflow.efficientad.stages import PARAMETERS
+        return set(PARAMETERS)
+    from anomalyflow.puad import PARAMETERS
+    return set(PARAMETERS)
+
+
+# The ensemble family is not here: its script passes ensemble_category() named keyword arguments, so no
+# parameter dict reaches the library.
+FAMILIES = ["patchcore", "pni", "pni_refined", "efficientad", "puad"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_library_knows_exactly_each_familys_schema_keys(schema, family):
+    assert _known_keys(family) == set(schema["$defs"]["families"][family]["properties"])
+
+
+def _entry_points(family: str, params: dict, tmp_path):
+    """Call the family's library entry point that takes a method's parameter dict (nothing is read before
+    the check, so the paths need not exist)."""
+    if family == "patchcore":
+        from anomalyflow.patchcore import PatchCore
+        return PatchCore(params)
+    if family == "pni":
+        from anomalyflow.pni.model import PNI
+        return PNI(params)
+    if family == "pni_refined":
+        from anomalyflow.pni.refine import resolve_refine_params
+        return resolve_refine_params(params)
+    if family == "efficientad":
+        from anomalyflow.efficientad.stages import fit_efficientad
+        return fit_efficientad(tmp_path / "samples.csv", tmp_path, params, category="c", teacher_file=None,
+                               penalty_images=None)
+    from anomalyflow.puad import fit_puad
+    return fit_puad(tmp_path / "samples.csv", tmp_path, tmp_path, params)
+
+
+@pytest.mark.parametrize(("family", "typo", "meant"), [
+    ("patchcore", "coreset_fractoin", "coreset_fraction"), ("pni", "mlp_epoch", "mlp_epochs"),
+    ("pni_refined", "refine_sise", "refine_size"), ("efficientad", "iteration", "iterations"),
+    ("puad", "featur", "feature"),
+])
+def test_a_misspelt_parameter_stops_the_library_too(family, typo, meant, tmp_path):
+    with pytest.raises(ConfigError) as error:
+        _entry_points(family, {"family": family, typo: 1}, tmp_path)
+    assert str(error.value) == f"{family}: parameter '{typo}' is not known; did you mean '{meant}'?"
+
+
+def test_puad_fusion_weights_refuse_an_unknown_part():
+    from anomalyflow.puad import PUAD
+
+    class _EfficientAD:
+        device, params = "cpu", {}
+
+    with pytest.raises(ConfigError, match="puad fusion_weights: parameter 'picturble' is not known; did you mean "
+                                          "'picturable'"):
+        PUAD(_EfficientAD(), None, fusion_weights={"picturble": 2.0})
