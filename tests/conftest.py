@@ -75,6 +75,19 @@ def summary_table(request):
     return add
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped where torch sees no CUDA GPU (torch is imported only if there are any)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="no CUDA GPU visible (bench/gpu_check.sh runs these on a GPU machine)")
+        for item in marked:
+            item.add_marker(skip)
+
+
 def pytest_terminal_summary(terminalreporter, config):
     for title, lines in config.stash.get(SUMMARIES, []):
         terminalreporter.section(title)

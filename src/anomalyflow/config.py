@@ -80,6 +80,35 @@ def validate_config(config: dict, schema: dict | str | os.PathLike) -> dict:
     if errors:
         raise ConfigError(_describe(errors[0]))
     _check_references(config, schema, validator_class)
+    expand_data_root(config)
+    return config
+
+
+#: The config's path entries that may start with ``{data_root}`` (see :func:`expand_data_root`).
+DATA_ROOT_TOKEN = "{data_root}"
+
+
+def expand_data_root(config: dict) -> dict:
+    """Replace ``{data_root}`` in the dataset roots and teacher paths with the config's ``data_root``, in place.
+
+    One key places every public dataset (``{data_root}/mvtec_loco_anomaly_detection``, ...), so a user with
+    the data elsewhere types ``--config data_root=/data`` once instead of editing each root. Plain string
+    replacement, not ``str.format``: paths may hold other braces.
+    """
+    data_root = str(config.get("data_root", "resources/data")).rstrip("/") or "/"
+
+    def expand(value):
+        return value.replace(DATA_ROOT_TOKEN, data_root) if isinstance(value, str) else value
+
+    for spec in (config.get("datasets") or {}).values():
+        spec["root"] = expand(spec.get("root"))
+    for spec in (config.get("teachers") or {}).values():
+        for key in ("imagenet_root", "puad_dir"):
+            if key in spec:
+                spec[key] = expand(spec[key])
+        files = spec.get("files") or {}
+        for size in list(files):
+            files[size] = expand(files[size])
     return config
 
 
@@ -242,11 +271,47 @@ def method_params(config: dict, dataset: str, category: str, method: str) -> dic
     ds = dataset_config(config, dataset)
     merged = deep_merge(methods[method], (ds.get("method_params") or {}).get(method))
     merged = deep_merge(merged, ((ds.get("category_params") or {}).get(category) or {}).get(method))
-    for shared in ("seed", "weights"):
-        # null in a method entry (the schema default) means "inherit the top-level value".
-        if merged.get(shared) is None:
-            merged[shared] = config.get(shared)
+    if merged.get("weights") is None:
+        # null in a method entry (the schema default) means "the dataset's, else the top-level value".
+        merged["weights"] = ds.get("weights") if ds.get("weights") is not None else config.get("weights")
+    if merged.get("seed") is None:
+        merged["seed"] = config.get("seed")
     return merged
+
+
+def describe_method(config: dict, dataset: str, category: str, method: str) -> str:
+    """One line naming what a method's numbers rest on: its backbone weights or EfficientAD teacher, its
+    base or members (the ``provenance`` column of ``all.csv``)."""
+    from anomalyflow.efficientad.teachers import teacher_source
+
+    params = method_params(config, dataset, category, method)
+    family = params["family"]
+    if family == "efficientad":
+        if params.get("pretrained"):
+            return f"PUAD model folder {params['pretrained'].get('puad_dir')}"
+        try:
+            source = teacher_source(params["teacher"], teacher_params(config, params["teacher"]), params["size"])
+        except ConfigError:
+            return f"teacher {params['teacher']} ({params['size']}): no source"
+        return f"teacher {source.description}"
+    if family == "puad":
+        return f"{params['base']} + pooled {params['feature']} features; " + \
+            describe_method(config, dataset, category, params["base"])
+    if family == "ensemble":
+        return "ensemble of " + " + ".join(params["members"])
+    if family == "pni_refined":
+        return f"{params['base']} refined by densenet161 (weights {params['weights']})"
+    return f"{params.get('backbone')} (weights {params['weights']})"
+
+
+def job_threads(config: dict, dataset: str | None = None, teacher: str | None = None) -> int:
+    """Threads of one compute job: the dataset's (or teacher's) ``threads``, else the top-level value."""
+    own = None
+    if dataset is not None:
+        own = dataset_config(config, dataset).get("threads")
+    elif teacher is not None:
+        own = teacher_params(config, teacher).get("threads")
+    return int(own if own is not None else config.get("threads", 1))
 
 
 def teacher_params(config: dict, name: str) -> dict:

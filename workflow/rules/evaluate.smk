@@ -31,6 +31,8 @@ rule aggregate:
         figures=report_figures,
     output:
         "results/{dataset}/all.csv",
+    params:
+        provenance=provenance,
     log:
         "logs/{dataset}/aggregate.log",
     localrule: True

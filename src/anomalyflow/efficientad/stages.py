@@ -14,8 +14,10 @@ from pathlib import Path
 from anomalyflow.atomic import atomic_path
 from anomalyflow.efficientad.official import import_puad_model
 from anomalyflow.efficientad.quantiles import validation_quantiles
+from anomalyflow.efficientad.teachers import imagenet_images
 from anomalyflow.efficientad.train import train_efficientad
 from anomalyflow.errors import ConfigError
+from anomalyflow.logs import get_logger
 from anomalyflow.params import check_known
 
 # An imported PUAD folder brings its own quantiles; kept beside the model until the quantile stage.
@@ -31,21 +33,25 @@ PARAMETERS = frozenset({
 
 
 def penalty_enabled(params: dict, teacher: dict) -> bool:
-    """``penalty: auto`` trains with the ImageNet penalty when the teacher has ImageNet(-like) images."""
+    """``penalty: auto`` trains with the ImageNet penalty when the teacher has ImageNet(-like) images: generated
+    clutter, or an ``imagenet_root`` folder that exists (a teacher given as a file needs no ImageNet)."""
     if params.get("penalty", "auto") == "auto":
-        return bool(teacher.get("imagenet_root") or teacher.get("synthetic"))
+        return bool(imagenet_images(teacher) or teacher.get("synthetic"))
     return bool(params["penalty"])
 
 
 def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike, params: dict, *,
                     category: str, teacher_file: str | os.PathLike | None, penalty_images: str | None,
-                    device: str = "auto", num_workers: int = 0) -> None:
+                    device: str = "auto", num_workers: int = 0, teacher_label: str | None = None) -> None:
     """Train the student and autoencoder, or import an official PUAD model folder (``pretrained:``).
 
     ``params`` is the method's merged config entry; a key not in :data:`PARAMETERS` raises
-    :class:`ConfigError`.
+    :class:`ConfigError`. ``teacher_label`` (the workflow's description of the teacher's source) goes to
+    the job's log.
     """
     check_known(params, PARAMETERS, what="efficientad")
+    if teacher_label:
+        get_logger("efficientad").info("teacher: %s", teacher_label)
     pretrained = params.get("pretrained")
     if pretrained:
         missing = [key for key in ("puad_dir", "dataset_folder") if not pretrained.get(key)]

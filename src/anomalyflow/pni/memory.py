@@ -38,9 +38,14 @@ def faiss_gpu_available() -> bool:
 
 
 class MemoryBank:
-    """An exact L2 index over ``[M, D]`` float32 vectors, on the GPU when possible."""
+    """An exact L2 index over ``[M, D]`` float32 vectors, on the GPU when possible.
 
-    def __init__(self, vectors: np.ndarray | torch.Tensor, device: str | torch.device = "cpu"):
+    ``faiss_gpu=False`` keeps the torch search on CUDA even where faiss has GPU support (bench/scoring.py
+    measures both).
+    """
+
+    def __init__(self, vectors: np.ndarray | torch.Tensor, device: str | torch.device = "cpu", *,
+                 faiss_gpu: bool = True):
         faiss = _faiss()
         array = _as_float32(vectors)
         self.dim = array.shape[1]
@@ -50,13 +55,18 @@ class MemoryBank:
         self._resources = None
         self._tensor = None
         self.device = torch.device(device)
-        if self.device.type == "cuda" and faiss_gpu_available():
+        if faiss_gpu and self.device.type == "cuda" and faiss_gpu_available():
             self._resources = faiss.StandardGpuResources()
             self._gpu_index = faiss.index_cpu_to_gpu(self._resources, self.device.index or 0,
                                                      self.cpu_index)
 
     def __len__(self) -> int:
         return self.cpu_index.ntotal
+
+    @property
+    def on_faiss_gpu(self) -> bool:
+        """Whether searches (k ≤ ``GPU_MAX_K``) run on faiss's GPU index."""
+        return self._gpu_index is not None
 
     def vectors(self) -> np.ndarray:
         return self.cpu_index.reconstruct_n(0, self.cpu_index.ntotal)
