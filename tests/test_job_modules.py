@@ -62,15 +62,17 @@ def test_samples_jobs_of_every_layout_list_their_reader(tmp_path):
     _btad(data / "btad")
     _folder(data / "folder")
     categories = {"mvtec_ad": "widget", "visa": "candle", "btad": "01", "folder": "bracket"}
-    datasets = {layout: {"layout": layout, "root": str(data / layout), "categories": [category]}
+    assert set(categories) | {"mvtec_loco", "loco"} == set(LAYOUT_MODULES)  # every layout but the demo's
+    # Own dataset names: the shipped config's public datasets (mvtec_ad, ...) must not merge into these.
+    datasets = {f"tiny_{layout}": {"layout": layout, "root": str(data / layout), "categories": [category]}
                 for layout, category in categories.items()}
-    assert set(datasets) | {"mvtec_loco", "loco"} == set(LAYOUT_MODULES)  # every layout but the demo's
     workdir = copy_workflow(tmp_path / "run")
     (workdir / "layouts.yaml").write_text(yaml.safe_dump({"datasets": datasets}))
     records_dir = tmp_path / "job_modules"
-    targets = [f"results/{layout}/{category}/samples.csv" for layout, category in categories.items()]
+    targets = [f"results/tiny_{layout}/{category}/samples.csv" for layout, category in categories.items()]
     snakemake(workdir, *targets, "--configfile", "layouts.yaml", job_modules=records_dir)
-    records = {record["wildcards"]["dataset"]: record for record in job_module_records(records_dir)}
+    records = {record["wildcards"]["dataset"].removeprefix("tiny_"): record
+               for record in job_module_records(records_dir)}
     assert set(records) == set(categories)
     readers = {layout: "src/" + layout_module_name(layout).replace(".", "/") + ".py" for layout in categories}
     for layout, record in records.items():
