@@ -2,18 +2,8 @@ import copy
 
 import pytest
 
-from anomalyflow.config import load_yaml, method_params, validate_config
+from anomalyflow.config import method_params, validate_config
 from anomalyflow.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def schema(repo_root):
-    return load_yaml(repo_root / "config" / "schema.yaml")
-
-
-@pytest.fixture
-def config(repo_root):
-    return load_yaml(repo_root / "config" / "config.yaml")
 
 
 def test_shipped_config_validates_and_knows_every_public_dataset(config, schema):

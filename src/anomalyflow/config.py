@@ -66,12 +66,14 @@ def validate_config(config: dict, schema: dict | str | os.PathLike) -> dict:
 
     The first problem found is raised as one :class:`ConfigError` naming the key's full path, with a
     suggestion for misspelt keys. Method entries are validated against their family's schema, and so
-    are the per-dataset and per-category overrides, once merged.
+    are the per-dataset and per-category overrides, once merged. Each dataset's ``evaluation`` block
+    becomes the settings that dataset is evaluated with (see :func:`_inherit_evaluation`).
     """
     import jsonschema
 
     if not isinstance(schema, dict):
         schema = load_yaml(schema)
+    _inherit_evaluation(config)
     validator_class = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_class(schema)
     errors = sorted(validator.iter_errors(config), key=_error_order)
@@ -108,6 +110,23 @@ def expand_data_root(config: dict) -> dict:
         for size in list(files):
             files[size] = expand(files[size])
     return config
+
+
+def _inherit_evaluation(config: dict) -> None:
+    """Merge the top-level ``evaluation`` block into each ``datasets.<name>.evaluation``, in place.
+
+    The per-dataset block has the top-level block's keys and checks (a misspelt key or a size below the
+    minimum stops the run), and the validator fills a missing key with its schema default; merging first
+    makes that default the top-level value, as an override block means. Blocks of the wrong type are
+    left for the schema to report.
+    """
+    top = config.get("evaluation") or {}
+    datasets = config.get("datasets")
+    if not isinstance(top, Mapping) or not isinstance(datasets, Mapping):
+        return
+    for spec in datasets.values():
+        if isinstance(spec, dict) and isinstance(spec.get("evaluation") or {}, Mapping):
+            spec["evaluation"] = deep_merge(top, spec.get("evaluation"))
 
 
 def _error_order(error) -> tuple:

@@ -20,7 +20,7 @@ import torch
 
 from anomalyflow.atomic import write_csv
 from anomalyflow.data.table import read_samples, split_rows
-from anomalyflow.errors import DataError
+from anomalyflow.errors import ConfigError, DataError
 from anomalyflow.frames import pixel_box
 from anomalyflow.maps import resize
 from anomalyflow.outputs import read_maps, read_scores
@@ -29,6 +29,9 @@ METRIC_COLUMNS = [
     "image_auroc", "image_auroc_logical", "image_auroc_structural", "image_auroc_lo_st_mean",
     "pixel_auroc", "aupro",
 ]
+#: The smallest ``evaluation.size`` (the config schema's minimum): maps and masks compared at fewer pixels
+#: a side say next to nothing about localisation.
+MIN_SIZE = 8
 
 
 def spro_column(limit: float) -> str:
@@ -45,11 +48,17 @@ def evaluate_category(
     fpr_limit: float = 0.3,
     spro_limits: Sequence[float] = (0.01, 0.05, 0.1, 0.3, 1.0),
     defects_config: str | os.PathLike | None = None,
-    **_unused,
 ) -> pd.DataFrame:
-    """One row of metrics for ``method`` on the category of ``samples_path``."""
+    """One row of metrics for ``method`` on the category of ``samples_path``.
+
+    ``size``, ``fpr_limit`` and ``spro_limits`` are the config's ``evaluation`` block (the workflow
+    passes it as keyword arguments, so a key this function does not take is a ``TypeError``, never
+    silently ignored). A size below :data:`MIN_SIZE` pixels or a limit outside (0, 1] raises
+    :class:`ConfigError` before anything is read.
+    """
     from anomalyflow.metrics import aupro, image_auroc, loco_image_aurocs, pixel_auroc
 
+    _check_settings(size, fpr_limit, spro_limits)
     table = read_samples(samples_path)
     test = split_rows(table, "test")
     if test.empty:
@@ -79,6 +88,15 @@ def evaluate_category(
         if defects_config is not None:
             row.update(_spro(test, maps, frames, size, spro_limits, defects_config))
     return pd.DataFrame([row])
+
+
+def _check_settings(size, fpr_limit, spro_limits) -> None:
+    if not isinstance(size, int | np.integer) or isinstance(size, bool) or size < MIN_SIZE:
+        raise ConfigError(f"evaluation size: {size!r} is not a whole number of at least {MIN_SIZE} pixels")
+    for name, limits in (("fpr_limit", [fpr_limit]), ("spro_limits", spro_limits)):
+        for limit in limits:
+            if not isinstance(limit, int | float | np.number) or isinstance(limit, bool) or not 0 < limit <= 1:
+                raise ConfigError(f"evaluation {name}: {limit!r} is not a fraction in (0, 1]")
 
 
 def _require_both_classes(test: pd.DataFrame, samples_path) -> None:

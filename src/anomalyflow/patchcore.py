@@ -27,6 +27,7 @@ from anomalyflow.errors import NumericalError
 from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
+from anomalyflow.params import with_defaults
 from anomalyflow.pni.coreset import coreset_size, greedy_coreset
 from anomalyflow.pni.features import PatchFeatures
 from anomalyflow.pni.memory import MemoryBank
@@ -56,7 +57,7 @@ class PatchCore:
     family = "patchcore"
 
     def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
-        self.params = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in DEFAULTS and v is not None}}
+        self.params = with_defaults(params, DEFAULTS, what="patchcore")
         self.device = torch.device(device)
         p = self.params
         self.features = PatchFeatures(p["backbone"], p["layers"], weights=p["weights"], patch_size=p["patch_size"],

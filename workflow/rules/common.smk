@@ -18,12 +18,13 @@ from anomalyflow.config import (
 )
 from anomalyflow.aggregate import method_provenance
 from anomalyflow.data.clutter import planned_clutter_files
-from anomalyflow.data.layouts import category_files, files_fingerprint
+from anomalyflow.data.layouts import category_files, files_fingerprint, layout_module_name
 from anomalyflow.data.public import require_dataset
 from anomalyflow.data.synth import planned_files
 from anomalyflow.efficientad.teachers import distillation_params, imagenet_images, penalty_enabled, require_teacher
 from anomalyflow.errors import AnomalyflowError
 from anomalyflow.provenance import module_sources
+from anomalyflow.scoring import MODEL_CLASSES
 
 
 def _stop(error):
@@ -44,8 +45,24 @@ LIBRARY = Path(os.path.relpath(Path(workflow.basedir, "src", "anomalyflow")))
 
 
 def code(*modules):
-    """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs."""
+    """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs.
+
+    Found from import statements (anomalyflow.provenance); a module the library loads by name is named
+    here by the rule, from the library's own table (layout_code, scorer_code)."""
     return module_sources("anomalyflow.jobs", *modules, package_dir=LIBRARY)
+
+
+def layout_code(wildcards):
+    """Input function: a samples job's library files, with the reader of {dataset}'s layout (loaded by name)."""
+    try:
+        return code("anomalyflow.data.check", "anomalyflow.data.layouts", layout_module_name(ds(wildcards)["layout"]))
+    except AnomalyflowError as error:
+        _stop(error)
+
+
+def scorer_code(family):
+    """A scoring job's library files, with the module of the family's model class (loaded by name)."""
+    return code("anomalyflow.scoring", MODEL_CLASSES[family].partition(":")[0])
 
 
 wildcard_constraints:

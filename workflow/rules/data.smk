@@ -32,7 +32,7 @@ for _name, _spec in config["datasets"].items():
 rule samples:
     input:
         category_inputs,
-        code=code("anomalyflow.data.check", "anomalyflow.data.layouts"),
+        code=layout_code,
     output:
         "results/{dataset}/{category}/samples.csv",
     params:

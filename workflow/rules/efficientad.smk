@@ -156,7 +156,7 @@ rule efficientad_quantiles:
 rule efficientad_score:
     input:
         EFFICIENTAD_MODEL,
-        code=code("anomalyflow.scoring", "anomalyflow.efficientad.model"),
+        code=scorer_code("efficientad"),
         samples=samples_csv,
         model="results/{dataset}/{category}/{method}/model.json",
         quantiles="results/{dataset}/{category}/{method}/quantiles.json",

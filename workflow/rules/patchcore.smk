@@ -28,7 +28,7 @@ rule patchcore_fit:
 
 rule patchcore_score:
     input:
-        code=code("anomalyflow.scoring", "anomalyflow.patchcore"),
+        code=scorer_code("patchcore"),
         samples=samples_csv,
         bank="results/{dataset}/{category}/{method}/memory.faiss",
         model="results/{dataset}/{category}/{method}/model.json",

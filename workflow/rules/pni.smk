@@ -57,7 +57,7 @@ rule pni_score:
         multiext("results/{dataset}/{category}/{method}/", *PNI_MODEL),
         samples=samples_csv,
         model="results/{dataset}/{category}/{method}/model.json",
-        code=code("anomalyflow.scoring", "anomalyflow.pni.model"),
+        code=scorer_code("pni"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -109,7 +109,7 @@ rule refine:
         samples=samples_csv,
         base=pni_base_files,
         model="results/{dataset}/{category}/{method}/model.json",
-        code=code("anomalyflow.scoring", "anomalyflow.pni.refine"),
+        code=scorer_code("pni_refined"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",

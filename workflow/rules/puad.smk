@@ -28,7 +28,7 @@ rule fit_puad:
 
 rule score_puad:
     input:
-        code=code("anomalyflow.scoring", "anomalyflow.puad"),
+        code=scorer_code("puad"),
         samples=samples_csv,
         base=puad_base_files,
         gaussian="results/{dataset}/{category}/{method}/gaussian.npz",

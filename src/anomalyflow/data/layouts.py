@@ -147,13 +147,22 @@ def files_fingerprint(files: Iterable[str | os.PathLike], root: str | os.PathLik
     return digest.hexdigest()[:16]
 
 
-def layout_module(layout: str) -> ModuleType:
-    """The module that reads ``layout`` (imported on first use; modules import helpers from here)."""
+def layout_module_name(layout: str) -> str:
+    """The full name of the module that reads ``layout``, e.g. ``anomalyflow.data.mvtec_ad``.
+
+    Loaded by name (:func:`layout_module`), so no import statement names it: the workflow adds it to the
+    code inputs of the job that reads a ``layout`` dataset, and editing that reader reruns exactly the
+    sample tables of that layout's datasets. Raises :class:`ConfigError` for an unknown layout.
+    """
     try:
-        name = LAYOUT_MODULES[layout]
+        return f"anomalyflow.data.{LAYOUT_MODULES[layout]}"
     except (KeyError, TypeError):
         raise ConfigError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}") from None
-    return importlib.import_module(f"anomalyflow.data.{name}")
+
+
+def layout_module(layout: str) -> ModuleType:
+    """The module that reads ``layout`` (imported on first use; modules import helpers from here)."""
+    return importlib.import_module(layout_module_name(layout))
 
 
 def canonical_layout(layout: str) -> str:

@@ -17,9 +17,18 @@ from anomalyflow.efficientad.quantiles import validation_quantiles
 from anomalyflow.efficientad.train import train_efficientad
 from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
+from anomalyflow.params import check_known
 
 # An imported PUAD folder brings its own quantiles; kept beside the model until the quantile stage.
 OFFICIAL_QUANTILES = "official_quantiles.json"
+#: The keys of an ``efficientad`` method's config entry (its family in config/schema.yaml, which the tests
+#: compare): references (family, teacher), the training settings and what the stages below read. ``weights``
+#: is there because every method entry inherits the top-level value; EfficientAD's teacher has its own.
+PARAMETERS = frozenset({
+    "family", "teacher", "size", "pretrained", "weights", "seed", "image_size", "iterations", "batch_size", "lr",
+    "weight_decay", "lr_drop", "hard_quantile", "penalty", "teacher_norm", "quantile_maps", "map_padding",
+    "dropout", "amp", "checkpoint_every", "score_batch_size",
+})
 
 
 def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike, params: dict, *,
@@ -27,8 +36,11 @@ def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike,
                     device: str = "auto", num_workers: int = 0, teacher_label: str | None = None) -> None:
     """Train the student and autoencoder, or import an official PUAD model folder (``pretrained:``).
 
-    ``teacher_label`` (the workflow's description of the teacher's source) goes to the job's log.
+    ``params`` is the method's merged config entry; a key not in :data:`PARAMETERS` raises
+    :class:`ConfigError`. ``teacher_label`` (the workflow's description of the teacher's source) goes to
+    the job's log.
     """
+    check_known(params, PARAMETERS, what="efficientad")
     if teacher_label:
         get_logger("efficientad").info("teacher: %s", teacher_label)
     pretrained = params.get("pretrained")
@@ -56,7 +68,9 @@ def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike,
 
 def fit_quantiles(model_dir: str | os.PathLike, samples_path: str | os.PathLike, out_path: str | os.PathLike,
                   params: dict, *, device: str = "auto", num_workers: int = 0) -> None:
-    """The map quantiles: validation normals (A6), or the imported official folder's own."""
+    """The map quantiles: validation normals (A6), or the imported official folder's own (``params`` as
+    :func:`fit_efficientad`'s)."""
+    check_known(params, PARAMETERS, what="efficientad")
     official = Path(model_dir) / OFFICIAL_QUANTILES
     if params.get("pretrained") and official.is_file():
         with atomic_path(out_path) as tmp:

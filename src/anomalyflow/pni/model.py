@@ -40,6 +40,7 @@ from anomalyflow.batching import map_batches
 from anomalyflow.config import load_json
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.params import with_defaults
 from anomalyflow.pni import gates
 from anomalyflow.pni.banks import Banks, select_banks
 from anomalyflow.pni.features import PatchFeatures
@@ -109,8 +110,9 @@ BANK_FILES = {"emb": "coreset_emb.faiss", "dist": "coreset_dist.faiss", "emb_edg
 
 
 def resolve_params(params: dict | None) -> dict:
-    """DEFAULTS updated by the known, non-null keys of ``params`` (a method's config entry)."""
-    merged = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in DEFAULTS and v is not None}}
+    """DEFAULTS updated by the non-null keys of ``params`` (a method's config entry); an unknown key raises
+    :class:`ConfigError` (:func:`anomalyflow.params.with_defaults`)."""
+    merged = with_defaults(params, DEFAULTS, what="pni")
     if merged["score"] not in SCORES:
         raise ConfigError(f"pni: score must be one of {', '.join(SCORES)}, not {merged['score']!r}")
     return merged
