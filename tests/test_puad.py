@@ -19,7 +19,7 @@ def ledoit_wolf_by_hand(x: np.ndarray) -> np.ndarray:
 
 
 def mahalanobis_by_hand(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """algorithms.md B, transcribed: s_U = sqrt(max(0, (f−μ)ᵀ pinv(Σ_LW) (f−μ)))."""
+    """docs/methods.md B, transcribed: s_U = sqrt(max(0, (f−μ)ᵀ pinv(Σ_LW) (f−μ)))."""
     mean = train.mean(axis=0)
     precision = np.linalg.pinv(ledoit_wolf_by_hand(train))
     return np.array([np.sqrt(max(0.0, (f - mean) @ precision @ (f - mean))) for f in test])

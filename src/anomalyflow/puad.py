@@ -5,7 +5,7 @@ anomaly (a missing, extra or misplaced part) may leave none, but it moves the im
 features: f(x) = the spatial mean of the student's ST head (384 values; option ``teacher``: of the
 normalised teacher output). A Gaussian fitted to f on the training normals — Ledoit–Wolf shrinkage,
 since there are fewer images than dimensions — gives the "unpicturable" score
-s_U = sqrt(max(0, (f−μ)ᵀ Σ⁺ (f−μ))), exactly the official formula (algorithms.md B).
+s_U = sqrt(max(0, (f−μ)ᵀ Σ⁺ (f−μ))), exactly the official formula (docs/methods.md B).
 
 Both scores are z-scored with the mean and population standard deviation of the validation normals
 and added (weights configurable, equal by default). The fused score is image-level; PUAD's anomaly

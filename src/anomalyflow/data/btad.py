@@ -6,7 +6,7 @@ image's stem, but the extension may differ (images are ``.bmp`` or ``.png`` depe
 masks ``.png`` or ``.bmp``), so masks are matched by stem. ``ok`` is reported as the defect type
 ``good``, ``ko`` as ``ko`` (BTAD has no finer defect types); every defect is structural. The normal
 training images are split with the seeded PUAD rule. PNI's trick of training ``03`` on only the first
-half of its train list (algorithms.md C1) is a PNI quirk, not part of the dataset, and is not applied.
+half of its train list (docs/methods.md C1) is a PNI quirk, not part of the dataset, and is not applied.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``good`` or a defect name, and ``ground_truth/<type>/<stem>_mask.png`` for every defective test image.
 There is no validation folder: the normal training images are split with the PUAD rule
 (:func:`~anomalyflow.data.layouts.split_validation`, 15 % with seed 42 by default; EfficientAD's own
-script takes 10 % with ``random_split`` instead, see algorithms.md A7). Every defect is structural.
+script takes 10 % with ``random_split`` instead, see docs/methods.md A7). Every defect is structural.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The MVTec LOCO AD layout (also written by the synthetic demo generator).
 
 ``<root>/<category>/``: ``train/good``, ``validation/good`` (the dataset's own validation set, which
-EfficientAD and PUAD use for quantiles and score normalisation, algorithms.md A7), ``test/good``,
+EfficientAD and PUAD use for quantiles and score normalisation, docs/methods.md A7), ``test/good``,
 ``test/logical_anomalies``, ``test/structural_anomalies``, and for each anomalous test image
 ``ground_truth/<type>/<stem>/000.png, 001.png, …``: one file per defect region, whose nonzero pixel
 value names the defect in ``defects_config.json`` (read by :func:`read_defects_config`; the official

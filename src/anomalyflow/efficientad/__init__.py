@@ -1,6 +1,6 @@
 """EfficientAD (Batzner et al., WACV 2024) as the PUAD code (P) runs it, with N's variants as options.
 
-Stages, one module each (algorithms.md A):
+Stages, one module each (docs/methods.md A):
 
 - :mod:`.target` — the distillation target Ψ (a frozen WRN-101 on 2× images; variants "p" and "n");
 - :mod:`.imagenet_stats` — image lists and Ψ's channel statistics (A3);

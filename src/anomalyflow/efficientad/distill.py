@@ -1,4 +1,4 @@
-"""Teacher distillation (algorithms.md A3): a padded PDN learns to regress the normalised target Ψ.
+"""Teacher distillation (docs/methods.md A3): a padded PDN learns to regress the normalised target Ψ.
 
 Loop, as both official codes: draw a batch of ImageNet images; turn each grayscale with p = 0.1 (on
 the full-size image, then resize it twice: to ``2 × image_size`` for Ψ and to ``image_size`` for

@@ -1,4 +1,4 @@
-"""EfficientAD inference (algorithms.md A1, A6): the model class the generic scorer drives.
+"""EfficientAD inference (docs/methods.md A1, A6): the model class the generic scorer drives.
 
 Model folder (written by :func:`~anomalyflow.efficientad.train.train_efficientad` or
 :func:`~anomalyflow.efficientad.official.import_puad_model`):

@@ -1,6 +1,6 @@
 """Official EfficientAD weights: the PUAD model folders (P) and EfficientAD's teachers (N).
 
-What the official files hold (read from the codes at the commits in algorithms.md):
+What the official files hold (read from the codes at the commits listed in docs/methods.md, Sources):
 
 - P (``puad/efficientad/algorithms.py``, ``inference.py``) saves **state dicts** with ``torch.save(
   module.state_dict())``: ``<size>_size/teacher/teacher.pt`` (a PDN of 384 channels, keys ``conv1.*``

@@ -1,5 +1,5 @@
 """Quantiles: exact, linear-interpolated, without ``torch.quantile``'s 16,777,216-element limit (E7),
-and the validation quantiles that normalise EfficientAD's maps (algorithms.md A6).
+and the validation quantiles that normalise EfficientAD's maps (docs/methods.md A6).
 
 ``validation_quantiles`` writes ``quantiles.json``::
 

@@ -1,4 +1,4 @@
-"""The distillation target Ψ of the EfficientAD teacher (algorithms.md A3).
+"""The distillation target Ψ of the EfficientAD teacher (docs/methods.md A3).
 
 Ψ is a frozen pretrained CNN (``wide_resnet101_2`` in both official codes) run on a 2× input (512²
 for a 256² PDN): layer2 gives C₂ channels at stride 8 (512 × 64×64 for WRN-101), layer3 gives C₃ at

@@ -1,4 +1,4 @@
-"""Student and autoencoder training for one category (algorithms.md A5).
+"""Student and autoencoder training for one category (docs/methods.md A5).
 
 1. Teacher normalisation on the category's non-augmented training normals (rows through
    :func:`~anomalyflow.data.table.fit_rows`): per-channel μ_T, σ_T over all images and positions.

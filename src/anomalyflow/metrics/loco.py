@@ -1,7 +1,7 @@
 """MVTec LOCO AD evaluation: saturation areas, the sPRO curve and AUC-sPRO, and per-kind image AUROC.
 
 Definitions of the official MVTec LOCO AD evaluation (Bergmann et al., IJCV 2022, and its
-``mvtec_loco_ad_evaluation`` scripts; restated in algorithms.md §D):
+``mvtec_loco_ad_evaluation`` scripts; restated in docs/methods.md §D):
 
 - Each ground-truth defect is its own "channel": one mask file ``ground_truth/<type>/<stem>/NNN.png``
   whose nonzero pixels carry the defect's ``pixel_value``. ``defects_config.json`` lists, per defect

@@ -1,7 +1,7 @@
 """AU-PRO exactly as the official MVTec AD evaluation computes it (Bergmann et al., IJCV 2021).
 
 The official protocol (``generic_util.compute_pro`` / ``trapezoid`` of the MVTec AD evaluation code,
-restated in algorithms.md §D):
+restated in docs/methods.md §D):
 
 1. label the ground-truth regions of each image as 8-connected components (``scipy.ndimage.label``
    with a 3×3 structure of ones);

@@ -1,4 +1,4 @@
-"""EfficientAD's autoencoder (algorithms.md A4): a 1×1 bottleneck that must reconstruct the teacher's
+"""EfficientAD's autoencoder (docs/methods.md A4): a 1×1 bottleneck that must reconstruct the teacher's
 features from a global code, so it captures the logical layout of a normal image.
 
 Encoder: five convolutions k4 s2 p1 (3→32→32→64→64→64) with ReLU, then a linear convolution that

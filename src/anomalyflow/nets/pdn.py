@@ -1,4 +1,4 @@
-"""EfficientAD's patch description network (PDN): the teacher and the student (algorithms.md A2).
+"""EfficientAD's patch description network (PDN): the teacher and the student (docs/methods.md A2).
 
 A PDN is four (small) or six (medium) plain convolutions with two 2×2 average poolings, no batch
 norm: total stride 4 and a 33×33 receptive field, so every output vector describes one 33-px patch.

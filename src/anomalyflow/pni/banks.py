@@ -1,4 +1,4 @@
-"""PNI's three memory banks (algorithms.md C3): C_emb, C_dist and C_emb_edge.
+"""PNI's three memory banks (docs/methods.md C3): C_emb, C_dist and C_emb_edge.
 
 - One greedy k-center run (PNI's variant: the random start only seeds the distances and is not selected,
   ``include_start=False``) over the **interior** train features, for max(⌊f·N_int⌋, ``dist_size``) picks.

@@ -1,4 +1,4 @@
-"""Gated nearest-entry scores (algorithms.md C6), vectorised over all queries of a batch.
+"""Gated nearest-entry scores (docs/methods.md C6), vectorised over all queries of a batch.
 
 For a test patch φ with Euclidean distances d(φ, c) to every C_emb entry c, p(φ|c) = γ·exp(−γ·d). A gate
 decides which entries may explain φ; the score is −log max over passing c of p(φ|c) = γ·d_min − log γ,

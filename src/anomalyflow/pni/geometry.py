@@ -1,4 +1,4 @@
-"""PNI's input and map geometry (algorithms.md C1, C2, C6).
+"""PNI's input and map geometry (docs/methods.md C1, C2, C6).
 
 Input (C1): the shorter side is resized to ``resize`` (512, bilinear, PIL's antialiased resize as
 torchvision's ``Resize(int)`` does it), then the centre ``crop`` (480) is cut out and ImageNet-normalised.

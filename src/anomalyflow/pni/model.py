@@ -1,4 +1,4 @@
-"""PNI (Bae, Lee and Kim, ICCV 2023): the model class the generic scorer drives (algorithms.md C1–C6).
+"""PNI (Bae, Lee and Kim, ICCV 2023): the model class the generic scorer drives (docs/methods.md C1–C6).
 
 Fit, in two stages (:mod:`anomalyflow.pni.stages`):
 

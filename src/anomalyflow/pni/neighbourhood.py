@@ -1,4 +1,4 @@
-"""The neighbourhood model q(c | N(u)) (algorithms.md C4): an MLP that predicts, from the features around
+"""The neighbourhood model q(c | N(u)) (docs/methods.md C4): an MLP that predicts, from the features around
 a position, which C_dist entry the centre feature should look like.
 
 Samples are every interior position of every train image. The input is the (2r+1)² window around the

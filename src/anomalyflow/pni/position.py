@@ -1,4 +1,4 @@
-"""Position histograms H_u(c) (algorithms.md C5) and the position gate of C6.
+"""Position histograms H_u(c) (docs/methods.md C5) and the position gate of C6.
 
 For every train image and grid position u, the nearest bank entry c of the feature at u casts one vote
 into every position u′ of the (2r+1)² box around u (r = 4, clipped at the grid border). H_u is the vote

@@ -1,4 +1,4 @@
-"""Training and applying PNI's refinement network (algorithms.md C9): stage and model class ``pni_refined``.
+"""Training and applying PNI's refinement network (docs/methods.md C9): stage and model class ``pni_refined``.
 
 Training data (the paper: synthetic anomalies; the official repository ships none, E4): training normals
 through PNI's geometry, each with one synthetic defect (:mod:`anomalyflow.pni.synthetic_anomalies`),

@@ -1,4 +1,4 @@
-"""PNI's pixel-wise refinement network and its loss (algorithms.md C9).
+"""PNI's pixel-wise refinement network and its loss (docs/methods.md C9).
 
 Two DenseNet-161 encoders: encoder 1 takes the image, encoder 2 the anomaly map repeated to three
 channels. Their stems (conv0, norm0, relu0, pool0: 96 channels at stride 4) are averaged ½/½ and passed

@@ -1,4 +1,4 @@
-"""Synthetic anomalies on training normals, with exact masks, for the refinement network (algorithms.md C9).
+"""Synthetic anomalies on training normals, with exact masks, for the refinement network (docs/methods.md C9).
 
 The PNI paper trains its refiner on synthetic anomaly images, but the official repository has no
 generator (E4), so this one is written here. Each sample takes one training normal and adds one defect:
