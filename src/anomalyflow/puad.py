@@ -1,4 +1,4 @@
-"""PUAD (Sugawara & Kinoshita, ICIP 2024): EfficientAD plus a Gaussian on pooled student features.
+"""PUAD (Sugawara & Imamura, ICIP 2024): EfficientAD plus a Gaussian on pooled student features.
 
 EfficientAD's image score s_P catches "picturable" anomalies, ones with a local trace. A logical
 anomaly (a missing, extra or misplaced part) may leave none, but it moves the image's *pooled*

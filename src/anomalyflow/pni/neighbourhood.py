@@ -5,10 +5,11 @@ Samples are every interior position of every train image. The input is the (2r+1
 position (r = ``dist_padding`` 4, zero outside the grid) without its centre, concatenated row-major:
 80·E values. The target is the index of the C_dist entry nearest to the centre feature.
 
-The official code materialises every 80·E input vector (3.5–6.6 GB per category). Here the feature maps
-are padded once by r and kept on the device; a batch of sample indices becomes flat row indices into the
-padded maps by index arithmetic (:class:`NeighbourhoodGather`), so a batch's inputs exist only while the
-batch is processed. At test time the same gather runs on every position of the test images (edges too).
+The official code's MLP dataset holds a zero-padded float32 feature map of every training image in host
+memory (3.5–6.6 GB per category). Here the feature maps are padded once by r and kept on the device; a
+batch of sample indices becomes flat row indices into the padded maps by index arithmetic
+(:class:`NeighbourhoodGather`), so a batch's inputs exist only while the batch is processed. At test time
+the same gather runs on every position of the test images (edges too).
 """
 
 from __future__ import annotations
