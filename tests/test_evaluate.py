@@ -103,3 +103,41 @@ def test_aggregate_names_what_each_row_rests_on(tmp_path):
     differs = [dict(same[0]), dict(same[1], provenance="teacher other (s): file u.pth")]
     mean = aggregate(paths, differs).set_index("category").loc["mean", "provenance"]
     assert mean == "teacher imagenet (s): file t.pth | teacher other (s): file u.pth"
+
+
+@pytest.mark.parametrize("threshold, relative, expected", [(0.5, True, 1.0), (1.0, True, 0.5), (20.0, False, 1.0)])
+def test_saturation_follows_the_defect_to_any_evaluation_size(tmp_path, threshold, relative, expected):
+    """A map that lights up exactly half of each defect, above every defect-free pixel: saturated (sPRO 1)
+    when half the defect saturates it, 0.5 when the whole defect must be covered, at the masks' own size
+    and at 8². Saturation areas are taken at the masks' resolution and scaled to the grid with the defect;
+    a relative threshold of 0.5 once stayed in full-resolution pixels and then was capped at the grid
+    area, so it counted as 1.0 (found while writing docs/methods.md, D4)."""
+    rows, maps = [], []
+    for i in range(4):
+        path, mask = tmp_path / f"img{i}.png", np.zeros((64, 64), np.uint8)
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(path)
+        mask_paths = []
+        if i >= 2:  # blocks on the 8-pixel grid: exact at 64² and at 8²
+            mask[8 * i:8 * i + 16, 16:32] = 255
+            Image.fromarray(mask).save(tmp_path / f"img{i}_mask.png")
+            mask_paths = [str(tmp_path / f"img{i}_mask.png")]
+        rows.append(dict(dataset="d", category="c", path=str(path), split="test", label=int(i >= 2),
+                         defect_type="good" if i < 2 else "structural_anomalies",
+                         anomaly_kind="none" if i < 2 else "structural", mask_paths=mask_paths))
+        amap = np.full((64, 64), 0.1 * i, np.float32)
+        if i >= 2:
+            amap[8 * i:8 * i + 8, 16:32] = 1.0  # the defect's first half
+            amap[8 * i + 8:8 * i + 16, 16:32] = -1.0  # its second half: below every defect-free pixel
+        maps.append(amap)
+    table = make_table(rows)
+    write_samples(table, tmp_path / "samples.csv")
+    write_scores(tmp_path / "scores.csv", scores_table(table, np.array([m.max() for m in maps])))
+    write_maps(tmp_path / "maps.npz", table["path"].tolist(), np.stack(maps))
+    config = tmp_path / "defects_config.json"
+    config.write_text(json.dumps([{"defect_name": "d", "pixel_value": 255, "saturation_threshold": threshold,
+                                   "relative_saturation": relative}]))
+    for size in (64, 8):
+        row = evaluate_category(tmp_path / "samples.csv", tmp_path / "scores.csv", tmp_path / "maps.npz",
+                                method="m", size=size, defects_config=config).iloc[0]
+        for limit in (0.01, 0.05, 0.1, 0.3):
+            assert row[f"auc_spro_{limit:g}"] == pytest.approx(expected), (size, limit)

@@ -177,8 +177,9 @@ def _spro(test: pd.DataFrame, maps: np.ndarray, frames: np.ndarray, size: int, l
         channels, values = load_mask_channels(paths)
         y0, x0, y1, x1 = pixel_box(frame, *channels.shape[1:])
         area_scale = (size * size) / float((y1 - y0) * (x1 - x0))
-        # Saturation areas come from the full-resolution defect areas, scaled to the evaluation grid.
-        saturation = saturation_areas(channels[:, y0:y1, x0:x1], values, config, area_scale=area_scale)
+        # As the official evaluator: saturation areas (relative or absolute, capped at the defect's area) in the
+        # masks' own pixels; then scaled, like the defect itself, to the evaluation grid.
+        saturation = saturation_areas(channels[:, y0:y1, x0:x1], values, config) * area_scale
         resized = [_fit_mask(channel, frame, size, paths[0]) for channel in channels]
         defects.append(list(zip(resized, saturation, strict=True)))
     values = auc_spro(maps, defects, fpr_limits=tuple(limits))
