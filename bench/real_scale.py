@@ -205,6 +205,10 @@ def build_config(root: Path, category: str, imagenet: Path, cores: int, tiny: bo
 # ---------------------------------------------------------------------------------------------- running
 
 
+class StageError(RuntimeError):
+    """A stage's process failed (an error, or killed: e.g. by the kernel when memory ran out)."""
+
+
 def thread_env(threads: int) -> dict:
     # What Snakemake sets for a job of `threads` threads: numpy/scipy BLAS, OpenMP and faiss pools would
     # otherwise start one thread per machine core.
@@ -242,8 +246,9 @@ def run_call(call: dict, stage: Stage, *, cores: int, runner: str, logs: Path, l
                                  stderr=subprocess.STDOUT, env=thread_env(1 if stage.threads == "one" else cores))
     wall = time.perf_counter() - start
     if process.returncode != 0 or not result_file.is_file():
-        tail = (logs / f"{label}.out").read_text()[-3000:]
-        raise RuntimeError(f"stage run {label} failed (exit {process.returncode}); its output ends:\n{tail}")
+        tail = (logs / f"{label}.out").read_text()[-2000:]
+        killed = " (killed: out of memory?)" if process.returncode == -9 else ""
+        raise StageError(f"exit {process.returncode}{killed} after {wall:.0f} s ({logs / label}.out)\n{tail}")
     return {**json.loads(result_file.read_text()), "process_wall_s": wall,
             "memory": "peak_rss_of_process (VmHWM)"}
 
@@ -530,7 +535,9 @@ def duration(seconds: float | None) -> str:
         return f"{seconds:.1f} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
 
 
 def gib(value: float | None) -> str:
@@ -539,11 +546,19 @@ def gib(value: float | None) -> str:
     return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.0f} MiB"
 
 
+def not_run(stage: Stage, why: str) -> dict:
+    return {"stage": stage.name, "rule": stage.rule, "kind": stage.kind, "shared": stage.shared, "what": "—",
+            "runs": [], "failed": why, "wall_s": None, "full_s": None, "peak_bytes": None, "full_peak_bytes": None}
+
+
 def table(results: list[dict], settings: dict | None = None) -> None:
     """The markdown table of bench/README.md's "Real-scale costs (CPU)"."""
     print("\n| stage | what was run | wall time | full stage | peak memory |")
     print("|---|---|---|---|---|")
     for r in results:
+        if r.get("failed"):
+            print(f"| {r['stage']} | {r['failed']} | — | — | — |")
+            continue
         extrapolated = r["kind"] != "full"
         full = ("≈ " if extrapolated else "") + duration(r["full_s"])
         if extrapolated and r.get("unit_s") is not None:
@@ -558,8 +573,11 @@ def table(results: list[dict], settings: dict | None = None) -> None:
     totals = f"per category: {duration(sum(per_category))}"
     if shared:
         totals += f"; once per teacher (shared by every category): {duration(sum(shared))}"
-    print(f"| **total** | {totals} | {duration(sum(r['wall_s'] for r in results))} | | "
-          f"{gib(max(r['full_peak_bytes'] for r in results))} (largest stage) |")
+    done = [r for r in results if not r.get("failed")]
+    if len(done) < len(results):
+        totals += f" (without the {len(results) - len(done)} stages that did not run)"
+    print(f"| **total** | {totals} | {duration(sum(r['wall_s'] for r in done))} | | "
+          f"{gib(max((r['full_peak_bytes'] for r in done), default=None))} (largest stage) |")
     if settings:
         data = settings["data"]
         print(f"\n{data['train']} train / {data['validation']} validation / {data['test']} test images of "
@@ -641,11 +659,23 @@ def main(argv=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
         config = build_config(root, args.category, imagenet, args.cores, args.tiny)
         chain = Chain(config, args.category, work, args, TINY_PNI if args.tiny else PNI)
-        results = []
+        results, failed = [], set()
         for stage in with_needs(args.stages or list(BY_NAME)):
             print(f"[{time.strftime('%H:%M:%S')}] {stage.name} ...", flush=True)
-            results.append(chain.measure(stage))
+            load = bl.loadavg()
+            if failed.intersection(stage.needs):
+                results.append(not_run(stage, f"skipped: needs {', '.join(failed.intersection(stage.needs))}"))
+            else:
+                try:
+                    results.append(chain.measure(stage))
+                except StageError as error:  # an hours-long run goes on with the stages that do not need it
+                    print(f"{stage.name} FAILED: {error}", flush=True)
+                    results.append(not_run(stage, f"failed: {str(error).splitlines()[0]}"))
             r = results[-1]
+            r["loadavg_start"] = load
+            if r.get("failed"):
+                failed.add(stage.name)
+                continue
             print(f"[{time.strftime('%H:%M:%S')}] {stage.name}: {duration(r['wall_s'])}, full "
                   f"{duration(r['full_s'])}, peak {gib(r['peak_bytes'])}", flush=True)
         counts = chain.counts()
