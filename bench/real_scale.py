@@ -170,6 +170,22 @@ def ensure_data(folder: Path, category: str, *, images: int, validation: int, te
     return root, imagenet / "images", time.perf_counter() - start
 
 
+WORK_MARK = ".real_scale_work"
+
+
+def fresh_work(work: Path) -> Path:
+    """An empty work folder; one left by an earlier run is emptied, anything else is refused (--work may be
+    mistyped as a folder that matters)."""
+    if work.exists() and any(work.iterdir()):
+        if not (work / WORK_MARK).is_file():
+            raise SystemExit(f"real_scale: --work {work} is not empty and not an earlier run's work folder; "
+                             "name a new or empty folder")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORK_MARK).touch()
+    return work
+
+
 def subset_samples(samples: Path, out: Path, n_train: int) -> Path:
     """``samples`` with only its first ``n_train`` training rows (validation and test as they are)."""
     from anomalyflow.data.table import read_samples, write_samples
@@ -602,7 +618,8 @@ def arguments(argv) -> argparse.Namespace:
     parser.set_defaults(device="cpu")
     parser.add_argument("--data", type=Path, default=None, help=f"data cache (default {DEFAULT_DATA}; "
                         "--tiny: a temporary folder)")
-    parser.add_argument("--work", type=Path, default=None, help="stage outputs, emptied first (default <data>/work)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="stage outputs; an earlier run's are removed first (default <data>/work)")
     parser.add_argument("--category", default="tray", help="synthetic category: tray or board")
     parser.add_argument("--images", type=int, default=None, help="training images (300)")
     parser.add_argument("--validation", type=int, default=None, help="validation images (50)")
@@ -655,8 +672,7 @@ def main(argv=None) -> dict:
         root, imagenet, generated_s = ensure_data(data, args.category, images=args.images,
                                                   validation=args.validation, test=args.test, size=args.size,
                                                   clutter=clutter)
-        work = args.work or data / "work"
-        shutil.rmtree(work, ignore_errors=True)
+        work = fresh_work(args.work or data / "work")
         config = build_config(root, args.category, imagenet, args.cores, args.tiny)
         chain = Chain(config, args.category, work, args, TINY_PNI if args.tiny else PNI)
         results, failed = [], set()

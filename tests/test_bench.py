@@ -76,7 +76,7 @@ def test_real_scale_stage_process(bench_modules, tmp_path):
     assert (tmp_path / "data" / "work" / "results" / "real_scale" / "tray" / "samples.csv").is_file()
 
 
-@pytest.mark.slow  # every stage of the chain at a tiny size: about a minute on 2 cores
+@pytest.mark.slow  # every stage of the chain at a tiny size: 1-3 min on 2 cores (mostly the refiner's DenseNet-161)
 def test_real_scale_chain(bench_modules, tmp_path):
     module, record = _real_scale(bench_modules, tmp_path)
     assert [r["stage"] for r in record["results"]] == [stage.name for stage in module.STAGES]
