@@ -1,5 +1,6 @@
-"""Real-scale costs on the CPU: wall time and peak memory of every stage of the workflow for one category of
-real resolution, so that a user can plan a run (issue 13, item 7).
+"""Real-scale costs on the CPU: wall time and peak memory of every workflow stage for one real-size category.
+
+So that a user can plan a run (issue 13, item 7).
 
 The category: ``--images`` (300) training, ``--validation`` (50) validation and ``--test`` (80: 30 good,
 25 logical, 25 structural, with masks) images of ``--size``² (1024²) pixels in the MVTec LOCO AD layout,
@@ -652,8 +653,11 @@ def arguments(argv) -> argparse.Namespace:
         a, b = getattr(args, key)
         if not 0 < a < b:
             parser.error(f"--{key.replace('_', '-')} takes two increasing positive counts")
-    if not 0 < max(args.refiner_images[1], args.mlp_model_images) <= args.images:
-        parser.error("--refiner-images and --mlp-model-images cannot exceed --images")
+    selected = {stage.name for stage in with_needs(args.stages or list(BY_NAME))}
+    for key, stage in (("refiner_images", "refiner_train"), ("mlp_model_images", "pni_mlp")):
+        largest = max(getattr(args, key)) if key == "refiner_images" else args.mlp_model_images
+        if stage in selected and not 0 < largest <= args.images:
+            parser.error(f"--{key.replace('_', '-')} cannot exceed --images")
     return args
 
 
