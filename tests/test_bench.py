@@ -41,3 +41,43 @@ def test_record_history_appends(bench_modules, tmp_path):
     lines = (tmp_path / "x.jsonl").read_text().splitlines()
     assert len(lines) == 2
     assert '"loadavg_start"' in lines[0] and '"git_commit"' in lines[0]
+
+
+def _real_scale(bench_modules, tmp_path, *args):
+    module = bench_modules("real_scale")
+    return module, module.main(["--tiny", "--device", "cpu", "--records", str(tmp_path / "records"),
+                                "--data", str(tmp_path / "data"), *args])
+
+
+def test_real_scale_prefixes(bench_modules, tmp_path):
+    """real_scale at a tiny size, in this process, on the stages that show each kind of measurement: in full,
+    two image counts (ImageNet statistics), a training loop's steps, and the PNI MLP stopped after its prefix."""
+    _, record = _real_scale(bench_modules, tmp_path, "--stages", "imagenet_stats", "distill_s", "pni_mlp")
+    by_stage = {r["stage"]: r for r in record["results"]}
+    assert list(by_stage) == ["samples", "imagenet_stats", "distill_s", "pni_memory", "pni_mlp"]
+    assert all(r["full_s"] is not None and r["peak_bytes"] is not None for r in by_stage.values())
+    assert [run["images"] for run in by_stage["imagenet_stats"]["runs"]] == [2, 4]
+    distill = by_stage["distill_s"]
+    assert len(distill["runs"][0]["step_ends_s"]) == 2 and distill["units_full"] == 60000
+    assert distill["full_s"] > distill["wall_s"]
+    mlp = by_stage["pni_mlp"]
+    assert mlp["runs"][0]["stopped"] and len(mlp["runs"][0]["step_ends_s"]) == 2
+    assert mlp["units_full"] > 0 and mlp["units_full"] % 15 == 0  # whole epochs, 15 of them
+    assert not (tmp_path / "records").exists(), "--tiny must not add to the history"
+
+
+def test_real_scale_stage_process(bench_modules, tmp_path):
+    """A stage in a process of its own reports that process's peak memory: the sample table never imports
+    torch, so it stays far below the parent's ~1 GB (which a forked child's ru_maxrss would inherit)."""
+    _, record = _real_scale(bench_modules, tmp_path, "--runner", "process", "--stages", "samples")
+    run = record["results"][0]["runs"][0]
+    assert run["memory"].startswith("peak_rss_of_process")
+    assert 0 < run["peak_bytes"] < 512 * 2**20
+    assert (tmp_path / "data" / "work" / "results" / "real_scale" / "tray" / "samples.csv").is_file()
+
+
+@pytest.mark.slow  # every stage of the chain at a tiny size: 1-3 min on 2 cores (mostly the refiner's DenseNet-161)
+def test_real_scale_chain(bench_modules, tmp_path):
+    module, record = _real_scale(bench_modules, tmp_path)
+    assert [r["stage"] for r in record["results"]] == [stage.name for stage in module.STAGES]
+    assert all(r["full_s"] is not None for r in record["results"])
