@@ -20,8 +20,9 @@ import torch
 from anomalyflow.atomic import write_csv
 from anomalyflow.data.table import read_samples, split_rows
 from anomalyflow.errors import DataError
+from anomalyflow.frames import frame_box, maps_of_images
 from anomalyflow.maps import resize
-from anomalyflow.outputs import read_maps, read_scores
+from anomalyflow.outputs import read_scores
 
 METRIC_COLUMNS = [
     "image_auroc", "image_auroc_logical", "image_auroc_structural", "image_auroc_lo_st_mean",
@@ -100,20 +101,8 @@ def _align_scores(scores: pd.DataFrame, test: pd.DataFrame, scores_path) -> pd.D
 
 
 def _test_maps(maps_path, test: pd.DataFrame, size: int) -> tuple[np.ndarray, tuple]:
-    maps, paths, frame = read_maps(maps_path)
-    position = {p: i for i, p in enumerate(paths)}
-    missing = [p for p in test["path"] if p not in position]
-    if missing:
-        raise DataError(f"{maps_path}: no anomaly map for test image {missing[0]} ({len(missing)} missing)")
-    order = np.asarray([position[p] for p in test["path"]])
-    selected = resize(torch.from_numpy(maps[order]), size).numpy()
-    return selected, frame
-
-
-def _crop_box(shape: tuple[int, int], frame) -> tuple[int, int, int, int]:
-    height, width = shape
-    top, left, h, w = frame
-    return (round(top * height), round(left * width), round((top + h) * height), round((left + w) * width))
+    maps, frame = maps_of_images(maps_path, test["path"])
+    return resize(torch.from_numpy(maps), size).numpy(), frame
 
 
 def _mask(paths: list[str], frame, size: int) -> np.ndarray:
@@ -133,7 +122,7 @@ def _fit_mask(mask: np.ndarray, frame, size: int, name: str) -> np.ndarray:
     """
     from scipy import ndimage
 
-    y0, x0, y1, x1 = _crop_box(mask.shape, frame)
+    y0, x0, y1, x1 = frame_box(mask.shape, frame)
     cropped = np.ascontiguousarray(mask[y0:y1, x0:x1])
     if cropped.size == 0:
         raise DataError(f"{name}: the maps' frame {frame} leaves nothing of the mask")
@@ -160,7 +149,7 @@ def _spro(test: pd.DataFrame, maps: np.ndarray, frame, size: int, limits, defect
             defects.append([])
             continue
         channels, values = load_mask_channels(paths)
-        y0, x0, y1, x1 = _crop_box(channels.shape[1:], frame)
+        y0, x0, y1, x1 = frame_box(channels.shape[1:], frame)
         area_scale = (size * size) / float((y1 - y0) * (x1 - x0))
         # Saturation areas come from the full-resolution defect areas, scaled to the evaluation grid.
         saturation = saturation_areas(channels[:, y0:y1, x0:x1], values, config, area_scale=area_scale)
