@@ -32,12 +32,16 @@ def workdir(tmp_path_factory):
     return copy_workflow(tmp_path_factory.mktemp("wf"))
 
 
+def loco_dry_run(workdir, loco_tree, target: str):
+    """A dry run of config/loco.yaml with the dataset and ImageNet roots pointed at the test tree."""
+    return dry_run(workdir, "--configfile", "config/loco.yaml", "--config",
+                   f"datasets={{'loco': {{'root': '{loco_tree / 'data'}'}}}}",
+                   f"teachers={{'imagenet': {{'imagenet_root': '{loco_tree / 'imagenet'}'}}}}",
+                   "--", target)
+
+
 def test_loco_dry_run_lists_the_whole_chain_for_all_five_categories(workdir, loco_tree):
-    args = ("--configfile", "config/loco.yaml", "--config",
-            f"datasets={{'loco': {{'root': '{loco_tree / 'data'}'}}}}",
-            f"teachers={{'imagenet': {{'imagenet_root': '{loco_tree / 'imagenet'}'}}}}",
-            "--", "results/loco/all.csv")
-    jobs, outputs = dry_run(workdir, *args)
+    jobs, outputs = loco_dry_run(workdir, loco_tree, "results/loco/all.csv")
     per_category = ["samples", "train_efficientad", "efficientad_quantiles", "efficientad_score", "fit_puad",
                     "score_puad", "patchcore_fit", "patchcore_score"]
     for rule in per_category:
@@ -51,3 +55,11 @@ def test_loco_dry_run_lists_the_whole_chain_for_all_five_categories(workdir, loc
             assert f"results/loco/{category}/{method}/metrics.csv" in outputs
     assert "results/loco/all.csv" in outputs
     assert not [o for o in outputs if o.startswith("results/demo")]
+
+
+def test_readme_official_maps_command_plans_the_base_folder_and_a_link(workdir, loco_tree):
+    """README, "Checking the numbers with MVTec's evaluation scripts": PUAD's folder links EfficientAD's."""
+    jobs, outputs = loco_dry_run(workdir, loco_tree, "results/loco/official_maps/puad_s/breakfast_box")
+    assert jobs.count("official_maps") == 1 and jobs.count("official_maps_linked") == 1
+    assert "results/loco/official_maps/efficientad_s/breakfast_box" in outputs
+    assert not [o for o in outputs if o.endswith("metrics.csv")]  # the maps need no evaluation
