@@ -1,8 +1,9 @@
 # anomalyflow: the whole chain as one cached, file-based DAG.
 #
 #   snakemake --cores 2                                        # the built-in demo -> results/demo/all.csv
-#   snakemake --cores 8 --configfile config/loco.yaml results/loco/all.csv
-#   snakemake --profile workflow/profiles/slurm --configfile config/loco.yaml results/loco/all.csv
+#   snakemake --cores 8 results/loco/all.csv                   # MVTec LOCO AD under data_root (resources/data)
+#   snakemake --cores 8 results/mvtec_ad/all.csv --config data_root=/data
+#   snakemake --profile workflow/profiles/slurm results/loco/all.csv
 #
 # Rules only wire files to library calls (src/anomalyflow); see README.md and config/config.yaml.
 

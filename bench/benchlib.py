@@ -77,6 +77,10 @@ def wait_for_quiet(threshold: float = 0.8, max_wait: float = 900.0, poll: float 
 
 
 def git_commit() -> str | None:
+    """HEAD (``+dirty-src`` when src/ has uncommitted changes); ``ANOMALYFLOW_COMMIT`` where it is set, for a copy
+    of the checkout without its .git (the GPU machine's: bench/README.md, "GPU check")."""
+    if os.environ.get("ANOMALYFLOW_COMMIT"):
+        return os.environ["ANOMALYFLOW_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                                 timeout=10).stdout.strip()
@@ -254,15 +258,22 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
 def write_record(name: str, env: dict, settings: dict, results: list[dict], *, records: Path | None = None,
                  note: str | None = None) -> Path:
     """Append one JSON line ``{name, env, settings, results, note}`` to ``records/<name>.jsonl``."""
-    folder = records or RECORDS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.jsonl"
     record = {"benchmark": name, **env, "loadavg_end": loadavg(), "settings": settings, "results": results}
     if note:
         record["note"] = note
-    with path.open("a") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
+    path = append_record(record, records or RECORDS)
     print(f"record appended to {path}")
+    return path
+
+
+def append_record(record: dict, folder: Path) -> Path:
+    """Append ``record`` as one JSON line to ``folder/<benchmark>.jsonl``, atomically (the history is rewritten
+    through a temporary file, so a run killed mid-write leaves the previous history, never half a line)."""
+    from anomalyflow.atomic import write_text
+
+    path = Path(folder) / f"{record['benchmark']}.jsonl"
+    previous = path.read_text() if path.is_file() else ""
+    write_text(path, previous + json.dumps(record, default=str) + "\n")
     return path
 
 

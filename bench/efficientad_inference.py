@@ -1,4 +1,4 @@
-"""EfficientAD-S/M inference: latency at batch 1 and throughput at batch 16, 256² input: anomalyflow vs anomalib.
+"""EfficientAD-S/M inference: latency at batch 1 and throughput at batch 16 (and more), 256²: anomalyflow vs anomalib.
 
 Protocol (EfficientAD paper, §4.3): warm-up passes first, then each clocked pass runs from the copy of the
 images to the device until the anomaly maps are back on the host, with the device synchronised before
@@ -15,7 +15,7 @@ Precisions: ``fp32`` (TF32 off) everywhere; ``fp16`` = fp16 autocast on CUDA onl
 breaks under ``model.half()``, so both sides use autocast). On the CPU ``bf16`` = bf16 autocast (the
 library's own CPU default is fp32; bf16 is measured for information, with ``--cpu-bf16``).
 
-    python bench/efficientad_inference.py [--sizes s m] [--cpu-bf16]
+    python bench/efficientad_inference.py [--sizes s m] [--batches 1 16] [--cpu-bf16]
 """
 
 from __future__ import annotations
@@ -79,6 +79,18 @@ def theirs_pass(model, host_images: torch.Tensor, device: torch.device, dtype: t
     return step
 
 
+def default_repeats(device: torch.device, batch: int) -> int:
+    if device.type == "cuda":
+        return 20 if batch == 1 else (10 if batch <= 16 else 5)
+    return 10 if batch == 1 else 3
+
+
+def default_warmup(device: torch.device, batch: int) -> int:
+    if device.type == "cuda":  # cudnn.benchmark tries its algorithms on the first passes of each shape
+        return 10 if batch == 1 else 3
+    return 2 if batch == 1 else 1
+
+
 def precisions(device: torch.device, cpu_bf16: bool) -> list[tuple[str, torch.dtype | None]]:
     if device.type == "cuda":
         return [("fp32", None), ("fp16", torch.float16)]
@@ -90,10 +102,10 @@ def run(device: torch.device, *, sizes=("s", "m"), batches=(1, 16), repeats=None
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
-    if repeats is None:  # CPU passes are slow: fewer repeats there
-        repeats = {1: 20, 16: 10} if device.type == "cuda" else {1: 10, 16: 3}
+    if repeats is None:  # CPU passes are slow: fewer repeats there; large GPU batches need fewer too
+        repeats = {b: default_repeats(device, b) for b in batches}
     if warmup is None:
-        warmup = {1: 10, 16: 3} if device.type == "cuda" else {1: 2, 16: 1}
+        warmup = {b: default_warmup(device, b) for b in batches}
     results = []
     for size in sizes:
         for precision, dtype in precisions(device, cpu_bf16):
@@ -143,10 +155,11 @@ def table(results: list[dict]) -> None:
 def main(argv=None) -> dict:
     parser = bl.common_arguments(__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["s", "m"], choices=["s", "m"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--cpu-bf16", action="store_true", help="also measure bf16 autocast on the CPU")
     args = parser.parse_args(argv)
     return bl.measure(NAME, args, run, table, tiny=bl.EFFICIENTAD_TINY,
-                      full={"sizes": tuple(args.sizes), "cpu_bf16": args.cpu_bf16})
+                      full={"sizes": tuple(args.sizes), "batches": tuple(args.batches), "cpu_bf16": args.cpu_bf16})
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ PDN-S (``--sizes s m``) teacher, student and autoencoder; random teacher statist
   student + AE), and the ``loss.item()`` its training_step logs. Batch > 1 computes its hard-loss quantile
   over the whole batch (ours per image, which is the official loss for each image).
 
-Precision: fp32 (TF32 off); on CUDA also fp16 autocast with a GradScaler on both sides. CPU: fp32 only.
+Precision: fp32 (TF32 off); on CUDA also fp16 autocast with a GradScaler on both sides (AMP). CPU: fp32 only.
+``--precisions`` picks some of them. ``--steps N`` clocks N consecutive optimiser steps per case (after the
+warm-up) instead of the default repeats, and records whether the loss fell over them (the mean of the first
+tenth of the steps against the last tenth): a training run, not only a step time.
 
-    python bench/efficientad_training.py [--sizes s] [--batches 1 8]
+    python bench/efficientad_training.py [--sizes s] [--batches 1 8] [--precisions fp32 fp16] [--steps 200]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ except ImportError:  # library versions before channels_last (to measure them fo
 
 NAME = "efficientad_training"
 RECOMMENDED_BATCH = 8
+DTYPES = {"fp32": None, "fp16": torch.float16}
 
 
 class Ours:
@@ -75,7 +79,7 @@ class Ours:
         self.scaler.scale(losses["total"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return losses["total"]
+        return losses["total"].detach()  # no sync here (anomalib's .item() below is its own logging's)
 
 
 class Theirs:
@@ -116,28 +120,45 @@ class Theirs:
         return loss.item()  # anomalib's training_step logs loss.item() (a device sync)
 
 
+def loss_trend(losses: list[float]) -> dict:
+    """The loss over a run: mean of the first and of the last tenth of the steps, and whether it fell."""
+    tenth = max(1, len(losses) // 10)
+    start, end = sum(losses[:tenth]) / tenth, sum(losses[-tenth:]) / tenth
+    every = max(1, len(losses) // 20)
+    return {"loss_start": start, "loss_end": end, "loss_falling": end < start, "loss_every": every,
+            "losses": [round(v, 6) for v in losses[::every]]}
+
+
 def run(device: torch.device, *, sizes=("s",), batches=(1, RECOMMENDED_BATCH), repeats=None, warmup=None,
-        image_size=256, with_anomalib=True) -> tuple[dict, list[dict]]:
+        image_size=256, with_anomalib=True, precisions=None, steps=None) -> tuple[dict, list[dict]]:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
     if repeats is None:
         repeats = {b: 20 for b in batches} if device.type == "cuda" else {b: (5 if b == 1 else 2) for b in batches}
+    if steps:
+        repeats = {b: steps for b in batches}
     if warmup is None:
         warmup = {b: 5 for b in batches} if device.type == "cuda" else {b: 1 for b in batches}
-    precisions = [("fp32", None)] + ([("fp16", torch.float16)] if device.type == "cuda" else [])
+    if precisions is None:
+        precisions = ["fp32"] + (["fp16"] if device.type == "cuda" else [])
     results = []
-    for size, (precision, dtype), batch in itertools.product(sizes, precisions, batches):
+    for size, precision, batch in itertools.product(sizes, precisions, batches):
+        dtype = DTYPES[precision]
         row = {"size": size, "precision": precision, "batch": batch, "image_size": image_size}
         sides = [("ours", Ours)] + ([("theirs", Theirs)] if with_anomalib else [])
         for side, cls in sides:
             trainer = cls(size, device, dtype, image_size, batch)
+            losses = []  # every step's loss, warm-up included (ours stay on the device until the end)
             with bl.gpu_peak(device) as peak:
-                times = bl.time_call(trainer.step, device, repeats=repeats[batch], warmup=warmup[batch])
+                times = bl.time_call(lambda t=trainer, out=losses: out.append(t.step()), device,
+                                     repeats=repeats[batch], warmup=warmup[batch])
             stats = bl.summary(times)
             stats["steps_per_s"] = 1 / stats["median_s"]
             stats["images_per_s"] = batch / stats["median_s"]
             stats.update(peak)
+            if steps:
+                stats.update(loss_trend([float(v) for v in losses]))
             row[side] = stats
             del trainer
         if "theirs" in row:
@@ -146,6 +167,7 @@ def run(device: torch.device, *, sizes=("s",), batches=(1, RECOMMENDED_BATCH), r
         print(f"  EfficientAD-{size.upper()} {precision} b{batch}: ours {bl.fmt(row['ours']['median_s'], 's')}/step"
               + (f", anomalib {bl.fmt(row['theirs']['median_s'], 's')}/step" if "theirs" in row else ""), flush=True)
     settings = {"sizes": list(sizes), "batches": list(batches), "recommended_batch": RECOMMENDED_BATCH,
+                "precisions": list(precisions), "steps": steps,
                 "image_size": image_size, "repeats": {str(k): v for k, v in repeats.items()},
                 "warmup": {str(k): v for k, v in warmup.items()}, "tf32": False, "penalty": True,
                 "goal_cpu": "EfficientAD-S training step >= 2x anomalib at equal batch"}
@@ -155,15 +177,27 @@ def run(device: torch.device, *, sizes=("s",), batches=(1, RECOMMENDED_BATCH), r
 def table(results: list[dict]) -> None:
     bl.efficientad_table(results, "EfficientAD training step (median)", rate="steps_per_s", rate_format=".3g",
                          time_label="/step", rate_label="steps/s")
+    rows = [[f"EfficientAD-{r['size'].upper()}", r["precision"], r["batch"], side, r[side]["repeats"],
+             f"{r[side]['loss_start']:.4g} -> {r[side]['loss_end']:.4g}", "yes" if r[side]["loss_falling"] else "NO"]
+            for r in results for side in ("ours", "theirs") if "loss_falling" in r.get(side, {})]
+    if rows:
+        bl.print_table("Loss over the clocked steps (mean of the first tenth -> last tenth)",
+                       ["model", "precision", "batch", "side", "steps", "loss", "falling"], rows)
 
 
 def main(argv=None) -> dict:
     parser = bl.common_arguments(__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["s"], choices=["s", "m"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, RECOMMENDED_BATCH])
+    parser.add_argument("--precisions", nargs="+", choices=sorted(DTYPES), default=None,
+                        help="default: fp32, and fp16 (AMP) on CUDA")
+    parser.add_argument("--steps", type=int, default=None, help="clock this many consecutive steps per case and "
+                        "record whether the loss fell (default: the repeats of a step-time measurement)")
     args = parser.parse_args(argv)
-    return bl.measure(NAME, args, run, table, tiny=bl.EFFICIENTAD_TINY,
-                      full={"sizes": tuple(args.sizes), "batches": tuple(args.batches)})
+    shared = {"precisions": args.precisions, "steps": args.steps}
+    tiny = {**bl.EFFICIENTAD_TINY, **shared, **({"steps": min(args.steps, 4)} if args.steps else {})}
+    return bl.measure(NAME, args, run, table, tiny=tiny,
+                      full={"sizes": tuple(args.sizes), "batches": tuple(args.batches), **shared})
 
 
 if __name__ == "__main__":

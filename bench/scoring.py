@@ -8,6 +8,9 @@ warm-up batch, device synchronised.
   entries, 1,536 dims on both sides). anomalyflow: :class:`anomalyflow.patchcore.PatchCore` ``predict``
   with ``embed_dim=1536`` (faiss flat index). anomalib 2.7: ``PatchcoreModel(layers=["layer2","layer3"],
   pre_trained=False)`` (timm WRN-50, ``num_neighbors=9``) with the bank set directly, eval, ``no_grad``.
+  ``--search`` picks how ours searches the bank: ``auto`` (the library's choice: faiss's GPU index on CUDA
+  where the installed faiss has GPU support, else torch), ``faiss-gpu`` or ``torch`` (chunked matmuls on the
+  device); one row each (a ``faiss-gpu`` row says why when there is none).
 - **PNI** (WRN-101, 480² crop, 60×60 grid, 5×5 aggregation, 1,024 dims, neighbourhood MLP 10×2048 on
   80·1,024 inputs, |C_dist| = 2,048; C_emb = ``--pni-fraction`` of the 200×56² interior patches, PNI's own
   default 1% = 6,272 entries). anomaly has no PNI, so the comparison is a direct per-image transcription
@@ -18,9 +21,14 @@ warm-up batch, device synchronised.
   and banks on both sides; the transcription is checked to give the same patch scores.
 
 On a CPU the PNI batch defaults to 2 (one batch of 32 would take ~10 min per side: the MLP alone is
-~1.2 TFLOP per image); pass ``--pni-batch 32`` on a GPU (the default there).
+~1.2 TFLOP per image); pass ``--pni-batch 32`` on a GPU (the default there). PNI's scoring searches in
+torch whatever ``--search`` says: its gates read every bank entry's distance (k = |C_emb|, beyond faiss's
+GPU limit of k ≤ 2048). The transcription's faiss search runs on the CPU (as the official code's);
+``--reference-repeats`` (default: 1 on a CPU, the repeats on a GPU) and ``--reference-images`` (the first N
+images of the batch: it scores one image at a time, so its rate does not depend on the batch; default all)
+bound its time, ``--no-reference`` skips it.
 
-    python bench/scoring.py [--methods patchcore pni] [--batch 32] [--pni-batch N]
+    python bench/scoring.py [--methods patchcore pni] [--batch 32] [--pni-batch N] [--search faiss-gpu torch]
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import benchlib as bl
 from anomalyflow.patchcore import PatchCore
 from anomalyflow.pni.banks import Banks
 from anomalyflow.pni.geometry import interior_max, patch_map_to_pixels
-from anomalyflow.pni.memory import MemoryBank
+from anomalyflow.pni.memory import MemoryBank, faiss_gpu_available
 from anomalyflow.pni.model import PNI
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, window_offsets
 
@@ -50,8 +58,12 @@ TRAIN_IMAGES = 200
 # ---------------------------------------------------------------------------------------------- PatchCore
 
 
+SEARCHES = ("auto", "faiss-gpu", "torch")
+
+
 def patchcore_models(device: torch.device, image_size: int, fraction: float, with_anomalib: bool,
                      backbone: str = "wide_resnet50_2"):
+    """Ours without a bank (:func:`patchcore_bank` sets one per search), anomalib's with it, the random bank."""
     params = {"backbone": backbone, "weights": "none", "layers": ["layer2", "layer3"],
               "image_size": image_size, "patch_size": 3, "embed_dim": 1536, "num_neighbors": 1, "blur_sigma": 4.0}
     ours = PatchCore(params, device)
@@ -59,7 +71,6 @@ def patchcore_models(device: torch.device, image_size: int, fraction: float, wit
     bank_size = math.floor(fraction * TRAIN_IMAGES * grid * grid)
     generator = torch.Generator().manual_seed(0)
     bank = torch.randn(bank_size, 1536, generator=generator)
-    ours.bank = MemoryBank(bank, device)
     ours.grid = (grid, grid)
     theirs = None
     if with_anomalib:
@@ -68,7 +79,18 @@ def patchcore_models(device: torch.device, image_size: int, fraction: float, wit
         theirs = PatchcoreModel(layers=["layer2", "layer3"], backbone="wide_resnet50_2", pre_trained=False)
         theirs.memory_bank = bank.clone()
         theirs = theirs.to(device).eval()
-    return ours, theirs, bank_size
+    return ours, theirs, bank
+
+
+def patchcore_bank(model: PatchCore, bank: torch.Tensor, search: str) -> str | None:
+    """Give ``model`` the bank searched the ``search`` way; None, or why that search is not available here."""
+    if search == "faiss-gpu":
+        if model.device.type != "cuda":
+            return "faiss's GPU index needs a CUDA device"
+        if not faiss_gpu_available():
+            return "the installed faiss has no GPU support (e.g. faiss-cpu)"
+    model.bank = MemoryBank(bank, model.device, faiss_gpu=search != "torch")
+    return None
 
 
 def patchcore_ours(model: PatchCore, host: torch.Tensor):
@@ -200,24 +222,35 @@ def _measure(fn, device, batch, repeats, warmup) -> dict:
 
 def run(device: torch.device, *, methods=("patchcore", "pni"), batch=32, pni_batch=None, repeats=None,
         patchcore_size=256, patchcore_fraction=0.1, patchcore_backbone="wide_resnet50_2", pni_fraction=0.01,
-        pni_kwargs=None, with_anomalib=True) -> tuple[dict, list[dict]]:
+        pni_kwargs=None, with_anomalib=True, search=("auto",), reference=True, reference_repeats=None,
+        reference_images=None) -> tuple[dict, list[dict]]:
     cpu = device.type == "cpu"
     repeats = repeats or (2 if cpu else 5)
     pni_batch = pni_batch or (2 if cpu else batch)
     results = []
     if "patchcore" in methods:
-        ours, theirs, bank_size = patchcore_models(device, patchcore_size, patchcore_fraction, with_anomalib,
-                                                     patchcore_backbone)
+        ours, theirs, bank = patchcore_models(device, patchcore_size, patchcore_fraction, with_anomalib,
+                                              patchcore_backbone)
         host = torch.randn(batch, 3, patchcore_size, patchcore_size, generator=torch.Generator().manual_seed(0))
-        row = {"method": "patchcore", "batch": batch, "image_size": patchcore_size, "bank": bank_size, "dim": 1536,
-               "backbone": patchcore_backbone,
-               "theirs_impl": "anomalib PatchcoreModel"}
-        row["ours"] = _measure(patchcore_ours(ours, host), device, batch, repeats, 1)
-        if theirs is not None:
-            row["theirs"] = _measure(patchcore_theirs(theirs, host, device), device, batch, repeats, 1)
-            row["speedup"] = bl.ratio(row["theirs"]["median_s"], row["ours"]["median_s"])
-        results.append(row)
-        _say(row)
+        their_stats = None
+        if theirs is not None:  # one anomalib measurement, compared with each of our searches
+            their_stats = _measure(patchcore_theirs(theirs, host, device), device, batch, repeats, 1)
+        for how in search:
+            row = {"method": "patchcore", "batch": batch, "image_size": patchcore_size, "bank": len(bank),
+                   "dim": 1536, "backbone": patchcore_backbone, "theirs_impl": "anomalib PatchcoreModel"}
+            missing = patchcore_bank(ours, bank, how)
+            if missing:
+                row.update(search=how, unavailable=missing)
+                print(f"  patchcore b{batch}, search {how}: not measured: {missing}", flush=True)
+                results.append(row)
+                continue
+            row["search"] = "faiss-gpu" if ours.bank.on_faiss_gpu else "torch"
+            row["ours"] = _measure(patchcore_ours(ours, host), device, batch, repeats, 1)
+            if their_stats is not None:
+                row["theirs"] = their_stats
+                row["speedup"] = bl.ratio(their_stats["median_s"], row["ours"]["median_s"])
+            results.append(row)
+            _say(row)
         del ours, theirs
     if "pni" in methods:
         model = pni_model(device, pni_fraction, **(pni_kwargs or {}))
@@ -225,30 +258,38 @@ def run(device: torch.device, *, methods=("patchcore", "pni"), batch=32, pni_bat
         host = torch.randn(pni_batch, 3, crop, crop, generator=torch.Generator().manual_seed(0))
         row = {"method": "pni", "batch": pni_batch, "image_size": crop, "bank": len(model.banks.emb),
                "dim": model.params["embed_dim"], "theirs_impl": "per-image transcription of the official algorithm"}
+        row["search"] = "torch"  # PNI's gates need every entry's distance: never faiss (module docstring)
         pni_repeats = 1 if cpu else repeats
         row["ours"] = _measure(pni_ours(model, host), device, pni_batch, pni_repeats, 1)
-        official = PNIOfficialLoop(model)
-        row["theirs"] = _measure(official.step_fn(host), device, pni_batch, pni_repeats, 0 if cpu else 1)
-        row["speedup"] = bl.ratio(row["theirs"]["median_s"], row["ours"]["median_s"])
-        # Same patch scores on one image: the transcription is the algorithm, not an approximation.
-        with torch.no_grad():
-            features = model.features(host[:1].to(device)).float()
-            mine = model.patch_map(host[:1])[0][0].cpu()
-            ref = official.patch_scores(features[0])
-        row["max_abs_patch_diff"] = float((mine - ref).abs().max())
-        # Random-init features give scores of ~1e5: float32 rounding alone is ~0.1 there.
-        row["max_rel_patch_diff"] = float(((mine - ref).abs() / ref.abs().clamp_min(1e-12)).max())
+        if reference:
+            official = PNIOfficialLoop(model)
+            if not cpu:  # warm up on one image (cuDNN's choices for the backbone at batch 1), outside the clock
+                official.step_fn(host[:1])()
+            some = host[:reference_images or pni_batch]
+            row["theirs"] = _measure(official.step_fn(some), device, len(some), reference_repeats or pni_repeats, 0)
+            row["reference_images"] = len(some)
+            row["speedup"] = bl.ratio(row["theirs"]["median_s"], row["ours"]["median_s"])
+            # Same patch scores on one image: the transcription is the algorithm, not an approximation.
+            with torch.no_grad():
+                features = model.features(host[:1].to(device)).float()
+                mine = model.patch_map(host[:1])[0][0].cpu()
+                ref = official.patch_scores(features[0])
+            row["max_abs_patch_diff"] = float((mine - ref).abs().max())
+            # Random-init features give scores of ~1e5: float32 rounding alone is ~0.1 there.
+            row["max_rel_patch_diff"] = float(((mine - ref).abs() / ref.abs().clamp_min(1e-12)).max())
         results.append(row)
         _say(row)
     settings = {"methods": list(methods), "batch": batch, "pni_batch": pni_batch, "repeats": repeats,
                 "train_images": TRAIN_IMAGES, "patchcore_fraction": patchcore_fraction, "pni_fraction": pni_fraction,
-                "pni_kwargs": pni_kwargs or {}, "clock": "host batch -> scores and maps on the host"}
+                "pni_kwargs": pni_kwargs or {}, "search": list(search), "pni_reference": reference,
+                "reference_repeats": reference_repeats, "reference_images": reference_images,
+                "clock": "host batch -> scores and maps on the host"}
     return settings, results
 
 
 def _say(row: dict) -> None:
     theirs = row.get("theirs")
-    print(f"  {row['method']} b{row['batch']}: ours {row['ours']['images_per_s']:.3g} img/s"
+    print(f"  {row['method']} b{row['batch']} ({row['search']} search): ours {row['ours']['images_per_s']:.3g} img/s"
           + (f", {row['theirs_impl']} {theirs['images_per_s']:.3g} img/s" if theirs else "")
           + (f" (max |patch score diff| {row['max_abs_patch_diff']:.2e}, relative {row['max_rel_patch_diff']:.1e})"
              if "max_rel_patch_diff" in row else ""),
@@ -258,12 +299,15 @@ def _say(row: dict) -> None:
 def table(results: list[dict]) -> None:
     rows = []
     for r in results:
-        theirs = r.get("theirs")
-        rows.append([r["method"], r["batch"], f"{r['image_size']}²", f"{r['bank']:,}×{r['dim']}",
-                     f"{r['ours']['images_per_s']:.3g}", f"{theirs['images_per_s']:.3g}" if theirs else "—",
-                     f"{r['speedup']:.2f}×" if theirs else "—", r["theirs_impl"] if theirs else "—"])
+        theirs, ours = r.get("theirs"), r.get("ours")
+        rows.append([r["method"], r.get("search", "—"), r["batch"], f"{r['image_size']}²", f"{r['bank']:,}×{r['dim']}",
+                     f"{ours['images_per_s']:.3g}" if ours else f"— ({r['unavailable']})",
+                     f"{theirs['images_per_s']:.3g}" if theirs else "—",
+                     f"{r['speedup']:.2f}×" if theirs else "—", r["theirs_impl"] if theirs else "—",
+                     bl.mib(ours.get("peak_gpu_bytes")) if ours else "—"])
     bl.print_table("Scoring throughput (images/s, backbone included)",
-                   ["method", "batch", "input", "bank", "ours img/s", "reference img/s", "speedup", "reference"], rows)
+                   ["method", "search", "batch", "input", "bank", "ours img/s", "reference img/s", "speedup",
+                    "reference", "ours GPU peak"], rows)
 
 
 def main(argv=None) -> dict:
@@ -272,15 +316,24 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--pni-batch", type=int, default=None, help="default: 2 on a CPU, --batch on a GPU")
     parser.add_argument("--pni-fraction", type=float, default=0.01)
+    parser.add_argument("--search", nargs="+", choices=SEARCHES, default=["auto"],
+                        help="PatchCore's bank search, one row each (default: auto, the library's choice)")
+    parser.add_argument("--no-reference", action="store_true", help="skip PNI's official-loop transcription")
+    parser.add_argument("--reference-repeats", type=int, default=None,
+                        help="clocked passes of the transcription (default: 1 on a CPU, the repeats on a GPU)")
+    parser.add_argument("--reference-images", type=int, default=None,
+                        help="the transcription scores the first N images of the batch (default: all)")
     args = parser.parse_args(argv)
+    shared = {"methods": args.methods, "search": tuple(args.search), "reference": not args.no_reference,
+              "reference_repeats": args.reference_repeats, "reference_images": args.reference_images}
     # --tiny: small nets and crops; anomalib's PatchCore needs timm's WRN-50, so anomalyflow only
-    tiny = {"methods": args.methods, "batch": 2, "pni_batch": 1, "repeats": 1, "patchcore_size": 64,
+    tiny = {**shared, "batch": 2, "pni_batch": 1, "repeats": 1, "patchcore_size": 64,
             "patchcore_backbone": "resnet18", "pni_fraction": 0.05,
             "pni_kwargs": {"crop": 64, "resize_to": 64, "hidden": 32, "layers": 3, "dist_size": 16,
                            "backbone": "resnet18"},
-            "with_anomalib": False}
+            "with_anomalib": False, "reference_repeats": 1}
     return bl.measure(NAME, args, run, table, tiny=tiny,
-                      full={"methods": args.methods, "batch": args.batch, "pni_batch": args.pni_batch,
+                      full={**shared, "batch": args.batch, "pni_batch": args.pni_batch,
                             "pni_fraction": args.pni_fraction})
 
 

@@ -22,6 +22,22 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def schema(repo_root) -> dict:
+    """config/schema.yaml, parsed (validate_config does not change it)."""
+    from anomalyflow.config import load_yaml
+
+    return load_yaml(repo_root / "config" / "schema.yaml")
+
+
+@pytest.fixture
+def config(repo_root) -> dict:
+    """A fresh copy of the demo config (config/config.yaml), not yet validated; a test may change it."""
+    from anomalyflow.config import load_yaml
+
+    return load_yaml(repo_root / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="session")
 def mvtec_mini() -> Path:
     """The real MVTec AD mini subset (screw); read in place, never copied into the repository."""
     root = shared_dir() / "data" / "mvtec_ad_mini"
@@ -31,14 +47,21 @@ def mvtec_mini() -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
+def demo_job_modules(tmp_path_factory) -> Path:
+    """The folder where each job of ``demo_run`` records the library modules it imported (test_job_modules.py)."""
+    return tmp_path_factory.mktemp("demo_job_modules")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, demo_job_modules):
     """One complete run of the demo DAG (the README's `make demo`) in a scratch copy, shared by every test
     that needs finished results. Treat it as read-only: copy it (``workflow_helpers.clone_run``) to change it.
     """
     from workflow_helpers import copy_workflow, snakemake
 
     workdir = copy_workflow(tmp_path_factory.mktemp("demo_run"))
-    snakemake(workdir)  # no target: the default rule builds results/demo/all.csv
+    # no target: the default rule builds results/demo/all.csv
+    snakemake(workdir, job_modules=demo_job_modules)
     return workdir
 
 
@@ -50,6 +73,19 @@ def summary_table(request):
         request.config.stash.setdefault(SUMMARIES, []).append((title, list(lines)))
 
     return add
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped where torch sees no CUDA GPU (torch is imported only if there are any)."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="no CUDA GPU visible (bench/gpu_check.sh runs these on a GPU machine)")
+        for item in marked:
+            item.add_marker(skip)
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -196,7 +196,15 @@ SAMPLES = ("samples.csv",)
 def _truncate(category: Path) -> Path:
     path = category / "train" / "good" / "003.png"
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # the header still reads: found when the pixels are decoded
+    path.write_bytes(data[: len(data) // 2])  # the header still reads: found by the file's missing end
+    return path
+
+
+def _corrupt_pixels(category: Path) -> Path:
+    path = category / "test" / "good" / "002.png"
+    data = path.read_bytes()
+    middle = len(data) // 2  # header and end intact: only decoding the pixels finds it
+    path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 8]) + data[middle + 8:])
     return path
 
 
@@ -266,8 +274,8 @@ EFFICIENTAD_MODEL = tuple(f"efficientad_s/{name}" for name in
                           ("model.json", "student.pt", "autoencoder.pt", "teacher.pt", "teacher_stats.pt"))
 
 FAILS: dict[str, Fails] = {
-    "truncated PNG": Fails(_truncate, "truncated or corrupt image data", "patchcore_fit",
-                           ("patchcore/memory.faiss", "patchcore/model.json")),
+    "truncated PNG": Fails(_truncate, "truncated PNG file", "samples", SAMPLES),
+    "corrupt PNG pixel data": Fails(_corrupt_pixels, "truncated or corrupt image data", "samples", SAMPLES),
     "zero-byte file": Fails(_zero_bytes, "empty file (0 bytes)", "samples", SAMPLES),
     "text file named .png": Fails(_not_an_image, "not an image that can be read", "samples", SAMPLES),
     "mask size != image size": Fails(_mask_size, "mask is 32x32 but its image", "samples", SAMPLES),

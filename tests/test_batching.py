@@ -97,3 +97,40 @@ def test_scoring_and_features_after_halving_equal_the_unhalved_run(tmp_path, war
     messages = [record.getMessage() for record in warnings_of_batching]
     assert "scoring: CUDA out of memory at batch size 8; retrying with batch size 4" in messages
     assert "PatchCore features: CUDA out of memory at batch size 4; retrying with batch size 2" in messages
+
+
+def test_batches_of_several_views_are_sliced_together(tmp_path):
+    """A transform may give several views of an image (an ensemble's members' input sizes): every view of
+    a batch is moved, sliced and halved together, and rows still index the paths."""
+    from PIL import Image
+
+    from anomalyflow.batching import batch_length, map_batches
+    from anomalyflow.data.transforms import to_tensor
+
+    paths = []
+    for i in range(7):
+        Image.fromarray(np.full((10, 12 + i % 2, 3), 30 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+
+    def views(image):
+        full = to_tensor(image.resize((12, 10)))
+        return full, full[:, :4, :6], torch.tensor([image.height, image.width])
+
+    calls: list[int] = []
+
+    def fn(batch):
+        full, small, sizes = batch
+        calls.append(batch_length(batch))
+        if len(full) > 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        assert len(full) == len(small) == len(sizes)
+        return full.mean(dim=(1, 2, 3)), small.mean(dim=(1, 2, 3)), sizes[:, 1]
+
+    results = list(map_batches(fn, paths, views, 4))
+    assert calls[:2] == [4, 2]
+    rows = [(r.start, r.stop) for r, _ in results]
+    assert rows == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    means = torch.cat([out[0] for _, out in results])
+    torch.testing.assert_close(means, torch.tensor([30 * i / 255 for i in range(7)]))
+    torch.testing.assert_close(torch.cat([out[1] for _, out in results]), means)
+    assert torch.cat([out[2] for _, out in results]).tolist() == [12 + i % 2 for i in range(7)]

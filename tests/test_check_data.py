@@ -106,10 +106,27 @@ def test_full_decodes_every_file(tmp_path):
     noise = np.random.default_rng(0).integers(0, 256, (6, 10), dtype=np.uint8)  # incompressible pixels
     Image.fromarray(noise).save(image)
     data = image.read_bytes()
-    image.write_bytes(data[: len(data) // 2])  # the header still reads; the pixels do not
+    # Corrupt pixel data with an intact header and end: only a full decode sees it.
+    middle = len(data) // 2
+    image.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 8]) + data[middle + 8:])
     assert "nut" in check_data("mvtec_ad", tmp_path)
     with pytest.raises(DataError, match=str(image)):
         check_data("mvtec_ad", tmp_path, full=True)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp"])
+def test_the_default_check_catches_a_file_cut_in_half(tmp_path, suffix):
+    """A truncated file's header reads fine; the default mode checks each file's end too (issue 13)."""
+    base = _mvtec(tmp_path)
+    image = base / "test" / "good" / f"000{suffix}"
+    (base / "test" / "good" / "000.png").unlink()
+    noise = np.random.default_rng(0).integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(image)
+    assert "nut" in check_data("mvtec_ad", tmp_path)  # complete: fine
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=f"{image}: truncated"):
+        check_data("mvtec_ad", tmp_path)
 
 
 def test_full_checks_loco_pixel_values_against_the_config(tmp_path):

@@ -2,28 +2,37 @@ import copy
 
 import pytest
 
-from anomalyflow.config import load_yaml, method_params, validate_config
+from anomalyflow.config import method_params, validate_config
 from anomalyflow.errors import ConfigError
 
 
-@pytest.fixture(scope="module")
-def schema(repo_root):
-    return load_yaml(repo_root / "config" / "schema.yaml")
+def test_shipped_config_validates_and_knows_every_public_dataset(config, schema):
+    validate_config(config, schema)
+    assert {"demo", "loco", "mvtec_ad", "visa", "btad"} <= set(config["datasets"])
+    assert config["dataset"] == "demo"  # plain `snakemake` stays the offline demo
 
 
-@pytest.fixture
-def config(repo_root):
-    return load_yaml(repo_root / "config" / "config.yaml")
+def test_data_root_places_every_real_dataset_and_the_imagenet_folder(config, schema):
+    config["data_root"] = "/data/"
+    validate_config(config, schema)
+    assert config["datasets"]["loco"]["root"] == "/data/mvtec_loco_anomaly_detection"
+    assert config["datasets"]["mvtec_ad"]["root"] == "/data/mvtec_anomaly_detection"
+    assert config["datasets"]["visa"]["root"] == "/data/VisA_20220922"
+    assert config["datasets"]["btad"]["root"] == "/data/BTech_Dataset_transformed"
+    assert config["teachers"]["imagenet"]["imagenet_root"] == "/data/imagenet/train"
+    assert config["datasets"]["demo"]["root"] == "resources/data/demo"  # generated, not looked for
 
 
-@pytest.mark.parametrize("name", ["config", "mvtec_ad", "loco", "visa", "btad"])
-def test_shipped_configs_validate(repo_root, schema, name):
-    base = load_yaml(repo_root / "config" / "config.yaml")
-    if name != "config":
-        from anomalyflow.config import deep_merge
+def test_weights_and_threads_come_from_the_dataset_before_the_top_level(config, schema):
+    validate_config(config, schema)
+    from anomalyflow.config import job_threads
 
-        base = deep_merge(base, load_yaml(repo_root / "config" / f"{name}.yaml"))
-    validate_config(base, schema)
+    assert method_params(config, "loco", "pushpins", "patchcore")["weights"] == "imagenet"
+    assert method_params(config, "demo", "tray", "patchcore")["weights"] == "none"
+    assert job_threads(config, dataset="demo") == 1 and job_threads(config, dataset="loco") == config["threads"]
+    assert job_threads(config, teacher="demo") == 1
+    config["methods"]["patchcore"]["weights"] = "my.pth"  # a method's own value wins
+    assert method_params(config, "demo", "tray", "patchcore")["weights"] == "my.pth"
 
 
 def test_misspelt_keys_name_the_path_and_suggest(config, schema):

@@ -140,7 +140,8 @@ def test_features_for_puad(trained):
 def test_generic_scorer_drives_the_model(trained):
     folder, table, _ = trained
     model = EfficientAD.load(folder, "cpu")
-    assert model.family == "efficientad" and model.params["batch_size"] == 16 and model.frame == (0, 0, 1, 1)
+    assert model.family == "efficientad" and model.params["batch_size"] == 16
+    assert model.map_frame(100, 300) == (0, 0, 1, 1)
     scores, maps, extras = score_paths(model, _paths(table, "test"), batch_size=3, desc=None)
     assert extras == {}
     direct, _ = model.predict(load_images(_paths(table, "test"), model.transform()))

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from anomalyflow.data.table import make_table, write_samples
-from anomalyflow.ensemble import crop_to_frame, ensemble_category, map_statistics
+from anomalyflow.ensemble import ensemble_category, map_statistics
 from anomalyflow.errors import ConfigError, LeakageError
+from anomalyflow.frames import crop_to_frame
 from anomalyflow.outputs import read_maps, scores_table, write_maps, write_scores
 
 

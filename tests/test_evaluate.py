@@ -89,3 +89,17 @@ def test_aggregate_adds_a_mean_row_per_method(tmp_path):
     means = table.loc[table["category"] == "mean"].set_index("method")["image_auroc"]
     assert means["m1"] == pytest.approx(0.7) and means["m2"] == pytest.approx(0.8)
     json.dumps(table.to_dict())  # plain values
+
+
+def test_aggregate_names_what_each_row_rests_on(tmp_path):
+    paths = []
+    for category in ("a", "b"):
+        path = tmp_path / f"{category}.csv"
+        pd.DataFrame([dict(dataset="d", category=category, method="m", image_auroc=0.5)]).to_csv(path, index=False)
+        paths.append(path)
+    same = [dict(category=c, method="m", provenance="teacher imagenet (s): file t.pth") for c in ("a", "b")]
+    table = aggregate(paths, same)
+    assert table["provenance"].tolist() == ["teacher imagenet (s): file t.pth"] * 3
+    differs = [dict(same[0]), dict(same[1], provenance="teacher other (s): file u.pth")]
+    mean = aggregate(paths, differs).set_index("category").loc["mean", "provenance"]
+    assert mean == "teacher imagenet (s): file t.pth | teacher other (s): file u.pth"

@@ -29,3 +29,15 @@ def test_errors_name_the_file(tmp_path):
         MemoryBank.load(broken)
     with pytest.raises(DataError, match="dims"):
         MemoryBank(np.zeros((3, 4), np.float32)).search(np.zeros((1, 5), np.float32))
+
+
+def test_distances_keep_their_digits_when_small_against_the_norms():
+    """‖x‖² − 2x·c + ‖c‖² in float32 loses a distance of 1e-2 next to norms of 8e3; the search's
+    distances are the neighbours' ‖x − c‖, so a score does not depend on rounding elsewhere in its batch."""
+    rng = np.random.default_rng(0)
+    bank_vectors = (1000 + rng.normal(size=(20, 64))).astype(np.float32)
+    queries = bank_vectors[:5] + np.float32(1e-3) * rng.normal(size=(5, 64)).astype(np.float32)
+    distances, ids = MemoryBank(bank_vectors).search(queries, k=2)
+    assert (ids[:, 0] == np.arange(5)).all()
+    exact = np.linalg.norm(queries[:, None].astype(np.float64) - bank_vectors[ids].astype(np.float64), axis=2)
+    np.testing.assert_allclose(distances, exact, rtol=1e-5)

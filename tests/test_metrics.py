@@ -301,7 +301,7 @@ def test_torch_path_matches_numpy_path(seed: int, monkeypatch: pytest.MonkeyPatc
     np.testing.assert_allclose(pros, expected[4][1], atol=1e-12)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
+@pytest.mark.cuda
 def test_cuda_matches_cpu_to_1e_6() -> None:
     rng = np.random.default_rng(0)
     masks = ndimage.binary_dilation(rng.random((20, 64, 64)) > 0.998, np.ones((1, 5, 5), bool))

@@ -224,7 +224,7 @@ def test_spro_torch_path_matches(monkeypatch: pytest.MonkeyPatch) -> None:
         assert result[limit] == pytest.approx(value, abs=1e-12)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible")
+@pytest.mark.cuda
 def test_spro_cuda_matches_cpu() -> None:
     rng = np.random.default_rng(10)
     maps, defects = random_loco_case(rng, ties=True)

@@ -20,14 +20,13 @@ import torch
 import yaml
 from map_checks import assert_order_kept, loco_initial_thresholds, long_run_pixels, order_keys
 from PIL import Image
-from workflow_helpers import clone_run, dry_run, snakemake
+from workflow_helpers import clone_run, dry_run, job_module_records, snakemake
 
 from anomalyflow.data.images import load_mask
 from anomalyflow.data.layouts import read_samples_from_layout
 from anomalyflow.data.table import read_samples, split_rows, write_samples
 from anomalyflow.errors import DataError
-from anomalyflow.evaluate import evaluate_category
-from anomalyflow.frames import maps_of_images
+from anomalyflow.evaluate import evaluate_category, maps_of_test_images
 from anomalyflow.maps import pad_constant, resize
 from anomalyflow.metrics import aupro, pixel_auroc
 from anomalyflow.official_maps import full_size_maps, link_official_maps, official_map_names, write_official_maps
@@ -46,7 +45,7 @@ def read_back(folder: Path, samples: Path, maps_path: Path) -> tuple[list[np.nda
     test = split_rows(read_samples(samples), "test")
     names = [f"test/{d}/{Path(p).stem}.tiff" for d, p in zip(test["defect_type"], test["path"], strict=True)]
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.tif*")) == sorted(names)
-    maps, frame = maps_of_images(maps_path, test["path"])
+    maps, frames = maps_of_test_images(maps_path, test)
     written, expected = [], []
     for i, (name, image) in enumerate(zip(names, test["path"], strict=True)):
         # The file sits where the evaluators look for it: the image's test folder, the image's stem.
@@ -55,7 +54,7 @@ def read_back(folder: Path, samples: Path, maps_path: Path) -> tuple[list[np.nda
         width, height = Image.open(image).size
         assert values.dtype == np.float32 and values.shape == (height, width)
         written.append(values)
-        expected.append(full_size_maps(torch.from_numpy(maps[i:i + 1]), frame, (height, width)).numpy()[0])
+        expected.append(full_size_maps(torch.from_numpy(maps[i:i + 1]), frames[i], (height, width)).numpy()[0])
     for new, old in zip(written, expected, strict=True):
         long, longest = long_run_pixels(old, long_run(old.size))
         np.testing.assert_array_equal(new[~long], old[~long])  # all but long runs: the resized maps exactly
@@ -135,8 +134,8 @@ def test_writes_one_map_per_test_image_at_its_size(small_category):
 
 
 def test_missing_maps_and_images_stop_with_one_line(small_category):
-    maps, paths, frame = read_maps(small_category / "maps.npz")
-    write_maps(small_category / "short.npz", paths[:-1], maps[:-1], frame)
+    maps, paths, frames = read_maps(small_category / "maps.npz")
+    write_maps(small_category / "short.npz", paths[:-1], maps[:-1], frames[:-1])
     with pytest.raises(DataError, match=f"no anomaly map for test image {paths[-1]}"):
         write_official_maps(small_category / "samples.csv", small_category / "short.npz", small_category / "o")
     os.remove(paths[0])
@@ -220,14 +219,12 @@ def _metrics_at_full_size(samples: Path, written, expected) -> dict:
 
 @pytest.fixture(scope="module")
 def demo_with_maps(demo_run, tmp_path_factory):
-    run = clone_run(demo_run, tmp_path_factory.mktemp("official") / "run")
-    (run / "config" / "official_maps.yaml").write_text(yaml.safe_dump({"evaluation": {"official_maps": True}}))
-    return run
+    return clone_run(demo_run, tmp_path_factory.mktemp("official") / "run")
 
 
 @pytest.mark.slow
 def test_switch_adds_only_the_map_jobs_to_all_csv(demo_with_maps):
-    jobs, outputs = dry_run(demo_with_maps, "--configfile", "config/config.yaml", "config/official_maps.yaml")
+    jobs, outputs = dry_run(demo_with_maps, "--config", "official_maps=true")
     # Switching the maps on reruns no evaluation; PUAD's folder is its base EfficientAD's, linked.
     assert sorted(set(jobs)) == ["aggregate", "all", "official_maps", "official_maps_linked"]
     config = yaml.safe_load((demo_with_maps / "config" / "config.yaml").read_text())["datasets"]["demo"]
@@ -247,11 +244,15 @@ def test_demo_folders_from_the_workflow_and_their_effect_on_our_metrics(demo_wit
                                                                         monkeypatch):
     run = demo_with_maps
     monkeypatch.chdir(run)  # the sample tables hold paths relative to the run
-    snakemake(run, "results/demo/official_maps/puad_s/tray")
+    snakemake(run, "results/demo/official_maps/puad_s/tray", job_modules=tmp_path / "modules")
     base, puad = (run / "results/demo/official_maps" / m / "tray" for m in ("efficientad_s", "puad_s"))
     files = sorted(p.relative_to(base) for p in base.rglob("*.tiff"))
     assert files and all(os.path.samefile(base / f, puad / f) for f in files)
     assert "maps written" in (run / "logs/demo/tray/efficientad_s/official_maps.log").read_text()
+    # Both jobs imported only library files their rule lists as code inputs (tests/test_job_modules.py).
+    records = job_module_records(tmp_path / "modules")
+    assert sorted(r["rule"] for r in records) == ["official_maps", "official_maps_linked"]
+    assert all(set(r["modules"]) <= set(r["code"]) for r in records), records
 
     config = yaml.safe_load((run / "config" / "config.yaml").read_text())["datasets"]["demo"]
     lines, changes_all = [], []

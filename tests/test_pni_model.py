@@ -92,8 +92,8 @@ def test_score_category_records_the_crop_frame(fitted, registered):
     assert isinstance(load_model(root / "model", "cpu"), PNI)
     with np.load(root / "maps.npz") as data:
         assert data["maps"].shape == (6, 64, 64)
-        # 80x96 images: shorter side 72 -> 72x86, crop 64 at (4, 11).
-        np.testing.assert_allclose(data["frame"], [4 / 72, 11 / 86, 64 / 72, 64 / 86])
+        # 80x96 images: shorter side 72 -> 72x86, crop 64 at (4, 11); one frame per map.
+        np.testing.assert_allclose(data["frame"], np.tile([4 / 72, 11 / 86, 64 / 72, 64 / 86], (6, 1)))
 
 
 def test_cache_and_recomputed_features_give_the_same_mlp(fitted, tmp_path):

@@ -113,7 +113,7 @@ def test_refined_model_blends_into_the_pni_map(tiny_pni, net):
     torch.testing.assert_close(same_maps, maps, rtol=0, atol=1e-5)
     refined = RefinedPNI(pni, net, {"refine_size": 32, "image_score": "map_max"}, (lo, hi))
     max_scores, refined_maps = refined.predict(images)
-    assert refined_maps.shape == maps.shape and refined.frame == pni.frame
+    assert refined_maps.shape == maps.shape and refined.map_frame(80, 200) == pni.map_frame(80, 200)
     np.testing.assert_allclose(max_scores, refined_maps.amax(dim=(1, 2)).double().numpy())
     with pytest.raises(ConfigError, match="refine_size"):
         RefinedPNI(pni, net, {"refine_size": 48}, (lo, hi))
@@ -128,7 +128,7 @@ def test_train_refiner_and_score_the_refined_model(tiny_pni, tmp_path, monkeypat
     monkeypatch.setitem(scoring.MODEL_CLASSES, "pni", "anomalyflow.pni.model:PNI")
     monkeypatch.setitem(scoring.MODEL_CLASSES, "pni_refined", "anomalyflow.pni.refine:RefinedPNI")
     table = score_category(tmp_path / "refined", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
-    assert RefinedPNI.load(tmp_path / "refined", "cpu").frame == pni.frame
+    assert RefinedPNI.load(tmp_path / "refined", "cpu").map_frame(300, 90) == pni.map_frame(300, 90)
     pni_table = score_category(root / "pni", samples, tmp_path / "pni_scores.csv", tmp_path / "pni_maps.npz",
                                device="cpu")
     np.testing.assert_array_equal(table["score"], pni_table["score"])  # image_score: pni

@@ -1,15 +1,20 @@
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import torch
 from PIL import Image
 from test_patchcore import PARAMS, _dataset
 
+from anomalyflow.metrics import image_auroc
+from anomalyflow.outputs import read_maps, read_scores
 from anomalyflow.patchcore import fit_patchcore
-from anomalyflow.predict import predict_images
+from anomalyflow.predict import _method_outputs, predict_images
 from anomalyflow.scoring import score_category
 
 
@@ -56,3 +61,73 @@ def test_cli_runs_and_reports_errors_in_one_line(model_dir, tmp_path):
     assert bad.returncode != 0
     assert "not a trained model folder" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+# --- predict and the workflow agree, for every model folder the demo writes -------------------------
+
+DEMO_CATEGORY = "tray"
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread, as the demo's jobs run (config ``threads: 1``): faster on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_predict_scores_every_demo_model_folder_as_the_workflow_did(demo_run, tmp_path, monkeypatch, one_thread):
+    """Every family, the ensemble (members of different input sizes) and the refined model: predict on the
+    category's test images gives the workflow's scores and maps, one output per input, and verdicts that
+    agree with the quantile threshold of the folder's validation scores and with its metrics.csv."""
+    monkeypatch.chdir(demo_run)  # scores.csv names images relative to the run's folder
+    category = Path("results") / "demo" / DEMO_CATEGORY
+    folders = sorted(path.parent for path in category.glob("*/model.json"))
+    families = {json.loads((folder / "model.json").read_text())["family"] for folder in folders}
+    assert families == {"patchcore", "efficientad", "puad", "pni", "pni_refined", "ensemble"}
+    images = Path("resources") / "data" / "demo" / DEMO_CATEGORY / "test"
+    n_images = sum(1 for path in images.rglob("*.png"))
+    for folder in folders:
+        out = tmp_path / folder.name
+        table = predict_images(folder, images, out, threshold="quantile", map_format="npy", device="cpu")
+        workflow = read_scores(folder / "scores.csv")
+        test = workflow.loc[workflow["split"] == "test"].set_index("path")
+        assert len(table) == len(test) == n_images, folder
+        assert len(list((out / "maps").iterdir())) == len(list((out / "overlays").iterdir())) == n_images, folder
+        assert sorted(table["path"]) == sorted(test.index), folder
+        predicted = table.set_index("path")["score"].loc[test.index]
+        np.testing.assert_allclose(predicted, test["score"], rtol=1e-5, err_msg=str(folder))
+
+        validation = workflow.loc[workflow["split"] == "validation", "score"].to_numpy()
+        threshold = float(np.quantile(validation, 0.99))
+        assert table["threshold"].iloc[0] == pytest.approx(threshold, rel=1e-12), folder
+        verdicts = table.set_index("path")["anomalous"].loc[test.index]
+        assert (verdicts == (test["score"] > threshold)).all(), folder
+        metrics = pd.read_csv(folder / "metrics.csv").iloc[0]
+        assert image_auroc(test["label"], predicted) == pytest.approx(metrics["image_auroc"], abs=1e-6), folder
+
+        maps, paths, _ = read_maps(_method_outputs(folder)[1])
+        position = {p: i for i, p in enumerate(paths)}
+        for row in table.itertuples():
+            expected = maps[position[row.path]]
+            got = np.load(out / row.map)
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * float(np.ptp(maps)),
+                                       err_msg=f"{folder}: {row.path}")
+
+
+@pytest.mark.slow
+def test_cli_predicts_one_image_with_the_demo_ensemble(demo_run, tmp_path, monkeypatch, one_thread):
+    """The reported command: an ensemble whose members take 112- and 128-px inputs, one test image."""
+    from anomalyflow.cli import main
+
+    monkeypatch.chdir(demo_run)
+    image = sorted(Path("resources/data/demo").joinpath(DEMO_CATEGORY, "test").rglob("*.png"))[-1]
+    folder = Path("results/demo") / DEMO_CATEGORY / "pni_ensemble"
+    main(["predict", "--model", str(folder), "--images", str(image), "--out", str(tmp_path / "x"),
+          "--threshold", "none", "--device", "cpu"])
+    table = pd.read_csv(tmp_path / "x" / "predictions.csv")
+    stored = read_scores(folder / "scores.csv").set_index("path")["score"]
+    assert table["path"].tolist() == [str(image)]
+    assert table["score"].iloc[0] == pytest.approx(stored[str(image)], rel=1e-5)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import anomalyflow
-from anomalyflow.provenance import module_sources
+from anomalyflow.provenance import _lazy_exports, module_sources
 
 PACKAGE = Path(anomalyflow.__file__).parent
 
@@ -35,3 +35,19 @@ def test_a_relative_package_dir_gives_relative_paths(monkeypatch):
     files = module_sources("anomalyflow.puad", package_dir="anomalyflow")
     assert files and all(not Path(f).is_absolute() and f.startswith("anomalyflow/") for f in files)
     assert _names(PACKAGE.parent / f for f in files) == _names(module_sources("anomalyflow.puad", package_dir=PACKAGE))
+
+
+def test_lazy_package_exports_count_as_their_submodule(tmp_path):
+    """`from anomalyflow.efficientad import EfficientAD` runs efficientad/model.py through the package's
+    __getattr__: the importer depends on that submodule and on no other stage."""
+    package = tmp_path / "anomalyflow"
+    (package / "stages").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "stages" / "__init__.py").write_text('_EXPORTS = {"Model": "model", "train": "training"}\n')
+    (package / "stages" / "model.py").write_text("")
+    (package / "stages" / "training.py").write_text("")
+    (package / "user.py").write_text("from anomalyflow.stages import Model\n")
+    files = {Path(f).relative_to(package).as_posix() for f in module_sources("anomalyflow.user", package_dir=package)}
+    assert files == {"__init__.py", "user.py", "stages/__init__.py", "stages/model.py"}
+    # the real package's table is read so too
+    assert _lazy_exports(PACKAGE / "efficientad" / "__init__.py")["EfficientAD"] == "model"

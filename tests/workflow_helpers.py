@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+JOB_MODULES = Path(__file__).resolve().parent / "job_modules"  # its sitecustomize.py records each job's imports
 
 
 def copy_workflow(target: Path) -> Path:
@@ -27,8 +29,15 @@ def clone_run(source: Path, target: Path) -> Path:
     return target
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
+              job_modules: Path | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir``; with ``job_modules``, every job writes there the anomalyflow modules its
+    process imported (:func:`job_module_records`)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if job_modules is not None:
+        job_modules.mkdir(parents=True, exist_ok=True)
+        env["ANOMALYFLOW_JOB_MODULES"] = str(job_modules)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(JOB_MODULES), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
     if check and result.returncode != 0:
@@ -63,3 +72,9 @@ def planned_jobs(workdir: Path, *args: str) -> list[str]:
 def dry_run_outputs(workdir: Path, *args: str) -> list[str]:
     """The output files of the jobs a dry run would execute."""
     return dry_run(workdir, *args)[1]
+
+
+def job_module_records(folder: Path) -> list[dict]:
+    """What each job of a run with ``snakemake(..., job_modules=folder)`` imported: one dict per job, with
+    its ``rule``, ``wildcards``, ``code`` inputs and the source files of its anomalyflow ``modules``."""
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]

@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
 from anomalyflow.atomic import write_csv
-from anomalyflow.errors import DataError, user_errors
+from anomalyflow.config import method_params, teacher_params
+from anomalyflow.efficientad.teachers import teacher_source
+from anomalyflow.errors import ConfigError, DataError, user_errors
 
 KEY_COLUMNS = ["dataset", "category", "method"]
 
 
-def aggregate(metric_paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+def aggregate(metric_paths: Sequence[str | os.PathLike],
+              provenance: Sequence[Mapping[str, str]] | None = None) -> pd.DataFrame:
+    """Concatenate per-category metric files and append one ``mean`` row per method.
+
+    ``provenance`` (rows of ``category``, ``method``, ``provenance``: what the numbers rest on, e.g. the
+    EfficientAD teacher or the backbone weights) becomes the last column; a mean row gets its method's
+    value when all categories agree, else the distinct values joined by `` | ``. Raises
+    :class:`DataError` for a missing or empty metrics file.
+    """
     frames = []
     for path in metric_paths:
         try:
@@ -39,7 +49,43 @@ def aggregate(metric_paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     table = table.sort_values(["_method", "_mean", "category"], kind="stable").drop(columns=["_method", "_mean"])
     count_columns = [c for c in table.columns if c.startswith("n_test")]
     table[count_columns] = table[count_columns].round().astype("Int64")
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    if provenance:
+        table["provenance"] = _provenance_column(table, provenance)
+    return table
+
+
+def _provenance_column(table: pd.DataFrame, provenance: Sequence[Mapping[str, str]]) -> list[str]:
+    given = {(str(row["category"]), row["method"]): row["provenance"] for row in provenance}
+    per_method: dict[str, list[str]] = {}
+    for (_, method), text in given.items():
+        if text not in per_method.setdefault(method, []):
+            per_method[method].append(text)
+    return [" | ".join(per_method.get(method, [])) if category == "mean" else given.get((category, method), "")
+            for category, method in zip(table["category"].astype(str), table["method"], strict=True)]
+
+
+def method_provenance(config: dict, dataset: str, category: str, method: str) -> str:
+    """One line naming what a method's numbers rest on: its backbone weights or EfficientAD teacher, its
+    base or members (the ``provenance`` column of ``all.csv``)."""
+    params = method_params(config, dataset, category, method)
+    family = params["family"]
+    if family == "efficientad":
+        if params.get("pretrained"):
+            return f"PUAD model folder {params['pretrained'].get('puad_dir')}"
+        try:
+            source = teacher_source(params["teacher"], teacher_params(config, params["teacher"]), params["size"])
+        except ConfigError:
+            return f"teacher {params['teacher']} ({params['size']}): no source"
+        return f"teacher {source.description}"
+    if family == "puad":
+        return f"{params['base']} + pooled {params['feature']} features; " + \
+            method_provenance(config, dataset, category, params["base"])
+    if family == "ensemble":
+        return "ensemble of " + " + ".join(params["members"])
+    if family == "pni_refined":
+        return f"{params['base']} refined by densenet161 (weights {params['weights']})"
+    return f"{params.get('backbone')} (weights {params['weights']})"
 
 
 def write_all(path: str | os.PathLike, table: pd.DataFrame) -> None:

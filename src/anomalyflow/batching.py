@@ -14,6 +14,10 @@ on the CPU, which the tests check; GPU kernels chosen per batch shape may differ
     for rows, (scores, maps) in map_batches(model.predict, paths, model.transform(), 16,
                                             device=model.device, what="scoring"):
         all_scores[rows] = scores
+
+A batch is a tensor ``[B, ...]`` or, for a transform that gives several views of an image (an
+ensemble: each member's input size), a tuple of them with a common first dimension; slicing and
+moving to the device apply to every view (:func:`batch_length`, :func:`map_tensors`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,33 @@ class Sliceable(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: slice) -> Any: ...
+
+
+def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], batch):
+    """``fn`` applied to a tensor, or to every tensor of a (nested) tuple or list of them; tuples come back."""
+    if isinstance(batch, torch.Tensor):
+        return fn(batch)
+    if isinstance(batch, (tuple, list)):
+        return tuple(map_tensors(fn, view) for view in batch)
+    raise TypeError(f"a batch must be a tensor or a tuple of tensors, not {type(batch).__name__}")
+
+
+def batch_length(batch) -> int:
+    """Items in a batch: the first dimension of a tensor, or of the first view of a tuple of them."""
+    return batch.shape[0] if isinstance(batch, torch.Tensor) else batch_length(batch[0])
+
+
+class _Views:
+    """A tuple of views of the same images, sliceable along the images (for :class:`AdaptiveBatch`)."""
+
+    def __init__(self, views):
+        self.views = views
+
+    def __len__(self) -> int:
+        return batch_length(self.views)
+
+    def __getitem__(self, index: slice):
+        return map_tensors(lambda view: view[index], self.views)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -111,8 +142,9 @@ def map_batches(
     adaptive = AdaptiveBatch(batch_size, what=what or desc or "batch")
     for rows, batch in iterate_batches(paths, transform, batch_size, num_workers=num_workers, device=device,
                                        desc=desc):
-        for part, result in adaptive.run(fn, batch):
+        items = batch if isinstance(batch, torch.Tensor) else _Views(batch)
+        for part, result in adaptive.run(fn, items):
             yield slice(rows.start + part.start, rows.start + part.stop), result
 
 
-__all__ = ["AdaptiveBatch", "is_out_of_memory", "map_batches"]
+__all__ = ["AdaptiveBatch", "batch_length", "is_out_of_memory", "map_batches", "map_tensors"]

@@ -66,19 +66,67 @@ def validate_config(config: dict, schema: dict | str | os.PathLike) -> dict:
 
     The first problem found is raised as one :class:`ConfigError` naming the key's full path, with a
     suggestion for misspelt keys. Method entries are validated against their family's schema, and so
-    are the per-dataset and per-category overrides, once merged.
+    are the per-dataset and per-category overrides, once merged. Each dataset's ``evaluation`` block
+    becomes the settings that dataset is evaluated with (see :func:`_inherit_evaluation`).
     """
     import jsonschema
 
     if not isinstance(schema, dict):
         schema = load_yaml(schema)
+    _inherit_evaluation(config)
     validator_class = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_class(schema)
     errors = sorted(validator.iter_errors(config), key=_error_order)
     if errors:
         raise ConfigError(_describe(errors[0]))
     _check_references(config, schema, validator_class)
+    expand_data_root(config)
     return config
+
+
+#: The config's path entries that may start with ``{data_root}`` (see :func:`expand_data_root`).
+DATA_ROOT_TOKEN = "{data_root}"
+
+
+def expand_data_root(config: dict) -> dict:
+    """Replace ``{data_root}`` in the dataset roots and teacher paths with the config's ``data_root``, in place.
+
+    One key places every public dataset (``{data_root}/mvtec_loco_anomaly_detection``, ...), so a user with
+    the data elsewhere types ``--config data_root=/data`` once instead of editing each root. Plain string
+    replacement, not ``str.format``: paths may hold other braces.
+    """
+    data_root = str(config.get("data_root", "resources/data")).rstrip("/") or "/"
+
+    def expand(value):
+        return value.replace(DATA_ROOT_TOKEN, data_root) if isinstance(value, str) else value
+
+    for spec in (config.get("datasets") or {}).values():
+        spec["root"] = expand(spec.get("root"))
+    for spec in (config.get("teachers") or {}).values():
+        for key in ("imagenet_root", "puad_dir"):
+            if key in spec:
+                spec[key] = expand(spec[key])
+        files = spec.get("files") or {}
+        for size in list(files):
+            files[size] = expand(files[size])
+    return config
+
+
+def _inherit_evaluation(config: dict) -> None:
+    """Merge the top-level ``evaluation`` block into each ``datasets.<name>.evaluation``, in place.
+
+    The per-dataset block has the top-level block's keys and checks (a misspelt key or a size below the
+    minimum stops the run), and the validator fills a missing key with its schema default; merging first
+    makes that default the top-level value, as an override block means. Blocks of the wrong type are
+    left for the schema to report.
+    """
+    top = config.get("evaluation") or {}
+    datasets = config.get("datasets")
+    if not isinstance(top, Mapping) or not isinstance(datasets, Mapping):
+        return
+    for spec in datasets.values():
+        if isinstance(spec, dict) and isinstance(spec.get("evaluation") or {}, Mapping):
+            spec["evaluation"] = deep_merge(top, spec.get("evaluation"))
 
 
 def _error_order(error) -> tuple:
@@ -223,11 +271,22 @@ def method_params(config: dict, dataset: str, category: str, method: str) -> dic
     ds = dataset_config(config, dataset)
     merged = deep_merge(methods[method], (ds.get("method_params") or {}).get(method))
     merged = deep_merge(merged, ((ds.get("category_params") or {}).get(category) or {}).get(method))
-    for shared in ("seed", "weights"):
-        # null in a method entry (the schema default) means "inherit the top-level value".
-        if merged.get(shared) is None:
-            merged[shared] = config.get(shared)
+    if merged.get("weights") is None:
+        # null in a method entry (the schema default) means "the dataset's, else the top-level value".
+        merged["weights"] = ds.get("weights") if ds.get("weights") is not None else config.get("weights")
+    if merged.get("seed") is None:
+        merged["seed"] = config.get("seed")
     return merged
+
+
+def job_threads(config: dict, dataset: str | None = None, teacher: str | None = None) -> int:
+    """Threads of one compute job: the dataset's (or teacher's) ``threads``, else the top-level value."""
+    own = None
+    if dataset is not None:
+        own = dataset_config(config, dataset).get("threads")
+    elif teacher is not None:
+        own = teacher_params(config, teacher).get("threads")
+    return int(own if own is not None else config.get("threads", 1))
 
 
 def teacher_params(config: dict, name: str) -> dict:

@@ -6,12 +6,14 @@ all validation pixels; ``validation_minmax`` maps the validation min/max to 0/1.
 script instead min-max normalises with the minimum and maximum over all **test** images of the
 category (``test_minmax``): that uses the test set and is offered only to reproduce published numbers.
 
-Members' maps may cover different parts of the image (PNI's centre crop vs EfficientAD's full frame):
-each is cropped to the first member's frame, which must lie inside it, and resized to its grid. The
-ensemble map is the mean of the normalised maps. The image score is the map's maximum (``max``), the
-mean of its top 1 % pixels (``top_mean``, the PNI ensemble script), or the mean of the members' image
-scores z-scored on validation (``mean_zscore``, for members whose maps say less than their scores,
-e.g. PUAD).
+Members' maps may cover different parts of the image (PNI's centre crop vs EfficientAD's full frame),
+and which part may differ per image (PNI's crop depends on the aspect ratio): each member's map of an
+image is cropped to the first member's frame of that image, which must lie inside it, and resized to
+the first member's grid (:mod:`anomalyflow.frames`). New images (:class:`Ensemble`, ``anomalyflow
+predict``) go through each member's own preprocessing. The ensemble map is the mean of the
+normalised maps. The image score is the map's maximum (``max``), the mean of its top 1 % pixels
+(``top_mean``, the PNI ensemble script), or the mean of the members' image scores z-scored on
+validation (``mean_zscore``, for members whose maps say less than their scores, e.g. PUAD).
 """
 
 from __future__ import annotations
@@ -26,33 +28,14 @@ import torch
 from anomalyflow.atomic import write_json
 from anomalyflow.data.table import fit_rows, normal_statistics, read_samples, require_no_test
 from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.frames import crop_to_frames, frames_for_sizes
 from anomalyflow.logs import get_logger
-from anomalyflow.maps import resize
 from anomalyflow.outputs import read_maps, read_scores, scores_table, write_maps, write_scores
 
 log = get_logger(__name__)
 
 NORMALIZATIONS = ("validation", "validation_minmax", "test_minmax")
 IMAGE_SCORES = ("max", "top_mean", "mean_zscore")
-
-
-def crop_to_frame(maps: torch.Tensor, frame: Sequence[float], target: Sequence[float]) -> torch.Tensor:
-    """The part of ``maps`` (covering ``frame`` of the image) that covers ``target``, at the same grid size."""
-    if tuple(frame) == tuple(target):
-        return maps
-    top, left, height, width = frame
-    t_top, t_left, t_height, t_width = target
-    eps = 1e-9
-    if t_top < top - eps or t_left < left - eps or t_top + t_height > top + height + eps \
-            or t_left + t_width > left + width + eps:
-        raise ConfigError(f"an ensemble member's maps cover {tuple(frame)} of the image, which does not contain the "
-                          f"first member's {tuple(target)}; list the member with the smallest crop first")
-    h, w = maps.shape[-2:]
-    y0 = round((t_top - top) / height * h)
-    x0 = round((t_left - left) / width * w)
-    y1 = round((t_top + t_height - top) / height * h)
-    x1 = round((t_left + t_width - left) / width * w)
-    return resize(maps[:, y0:y1, x0:x1], (h, w))
 
 
 def map_statistics(maps: np.ndarray, rows: pd.DataFrame, mode: str) -> tuple[float, float]:
@@ -100,17 +83,18 @@ def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[s
     is_validation = rows["path"].isin(validation["path"]).to_numpy()
     is_test = (rows["split"] == "test").to_numpy()
 
-    target_frame, grid, fused, statistics, member_scores = None, None, None, {}, []
+    target_frames, grid, fused, statistics, member_scores = None, None, None, {}, []
     for name, member_scores_path, member_maps_path in members:
-        maps, paths, frame = read_maps(member_maps_path)
+        maps, paths, frames = read_maps(member_maps_path)
         index = {p: i for i, p in enumerate(paths)}
         missing = [p for p in rows["path"] if p not in index]
         if missing:
             raise DataError(f"{member_maps_path}: no map for {missing[0]} ({len(missing)} missing)")
-        member = torch.from_numpy(maps[[index[p] for p in rows["path"]]])
-        if target_frame is None:
-            target_frame, grid = tuple(frame), tuple(member.shape[-2:])
-        member = resize(crop_to_frame(member, frame, target_frame), grid)
+        order = [index[p] for p in rows["path"]]
+        member, frames = torch.from_numpy(maps[order]), frames[order]
+        if target_frames is None:
+            target_frames, grid = frames, tuple(member.shape[-2:])
+        member = crop_to_frames(member, frames, target_frames, grid)
         reference = is_test if normalization == "test_minmax" else is_validation
         reference_rows = rows.loc[reference]
         offset, scale = map_statistics(member.numpy()[reference], reference_rows, normalization)
@@ -133,11 +117,11 @@ def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[s
     else:
         scores = image_scores_from_maps(fused, image_score, top_fraction)
     out = scores_table(rows, scores)
-    write_maps(maps_path, rows["path"].tolist(), fused.numpy(), target_frame)
+    write_maps(maps_path, rows["path"].tolist(), fused.numpy(), target_frames)
     write_scores(scores_path, out)
     write_json(model_path, {"family": "ensemble", "members": [m[0] for m in members], "normalization": normalization,
                             "image_score": image_score, "top_fraction": top_fraction, "statistics": statistics,
-                            "score_statistics": score_statistics, "frame": list(target_frame), "grid": list(grid)})
+                            "score_statistics": score_statistics, "grid": list(grid)})
     return out
 
 
@@ -145,7 +129,9 @@ class Ensemble:
     """A trained ensemble as a model: loads its members (sibling method folders) and fuses their outputs.
 
     ``predict`` applies exactly the normalisation and image-score rule that :func:`ensemble_category`
-    fitted, so new images are scored the way the test set was.
+    fitted, so new images are scored the way the test set was: each member sees the image through its
+    own :meth:`transform` (their input sizes differ), and each member's map is cropped to the first
+    member's frame of that image.
     """
 
     family = "ensemble"
@@ -154,7 +140,6 @@ class Ensemble:
         self.members = members
         self.meta = meta
         self.device = device
-        self.frame = tuple(meta["frame"])
         self.params = {"batch_size": min(m.params.get("batch_size", 16) for m in members)}
 
     @classmethod
@@ -170,16 +155,31 @@ class Ensemble:
         return cls(members, meta, members[0].device)
 
     def transform(self):
-        transforms = [m.transform() for m in self.members]
-        return lambda image: torch.stack([t(image) for t in transforms])  # [M, 3, H, W], one per member
+        """PIL image → a tuple: each member's input (own size and normalisation), then ``[2]`` (height, width).
+
+        The image's size travels with the views: which part of it each member's map covers depends on it.
+        """
+        return MemberViews([m.transform() for m in self.members])
+
+    def map_frame(self, height: int, width: int):
+        """The part of a ``height × width`` image the fused map covers: the first member's frame."""
+        return self.members[0].map_frame(height, width)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        """``images`` ``[B, M, 3, H, W]`` from :meth:`transform`; returns fused scores and maps."""
+    def predict(self, views: Sequence[torch.Tensor]) -> tuple[np.ndarray, torch.Tensor]:
+        """``views`` from :meth:`transform`, batched: ``M`` member inputs ``[B, 3, H_m, W_m]`` and sizes ``[B, 2]``.
+
+        Returns fused image scores ``[B]`` (float64) and fused maps ``[B, *grid]`` (float32, CPU).
+        """
+        *inputs, sizes = views
+        if len(inputs) != len(self.members):
+            raise ValueError(f"ensemble: {len(inputs)} inputs for {len(self.members)} members; use Ensemble.transform")
+        sizes = [tuple(size) for size in sizes.tolist()]
+        targets = frames_for_sizes(self, sizes)
         grid, fused, z_scores = tuple(self.meta["grid"]), None, []
-        for index, (name, member) in enumerate(zip(self.meta["members"], self.members, strict=True)):
-            scores, maps = member.predict(images[:, index])[:2]
-            maps = resize(crop_to_frame(maps.float().cpu(), getattr(member, "frame", (0, 0, 1, 1)), self.frame), grid)
+        for name, member, images in zip(self.meta["members"], self.members, inputs, strict=True):
+            scores, maps = member.predict(images)[:2]
+            maps = crop_to_frames(maps.float().cpu(), frames_for_sizes(member, sizes), targets, grid)
             stats = self.meta["statistics"][name]
             normalised = (maps - stats["offset"]) / stats["scale"]
             fused = normalised if fused is None else fused + normalised
@@ -189,6 +189,20 @@ class Ensemble:
         if self.meta["image_score"] == "mean_zscore":
             return np.mean(z_scores, axis=0), fused
         return image_scores_from_maps(fused, self.meta["image_score"], self.meta["top_fraction"]), fused
+
+
+class MemberViews:
+    """The ensemble's transform: every member's transform of one image, then its ``(height, width)``.
+
+    A class rather than a closure so that DataLoader worker processes can pickle it.
+    """
+
+    def __init__(self, transforms: Sequence):
+        self.transforms = list(transforms)
+
+    def __call__(self, image) -> tuple[torch.Tensor, ...]:
+        return (*(transform(image) for transform in self.transforms),
+                torch.tensor([image.height, image.width], dtype=torch.int64))
 
 
 def _aligned_scores(path: str, rows: pd.DataFrame) -> np.ndarray:

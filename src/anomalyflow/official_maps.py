@@ -6,9 +6,9 @@ real-valued ``.tiff`` per test image, at the size of that image, from
 method's ``maps.npz`` (outputs.py) as such a folder for one category:
 
 - **Size.** Each map is resized bilinearly (align_corners False, as everywhere in anomalyflow) to the part
-  of its image that the maps' ``frame`` covers, at the image's own resolution. A map that covers less than
-  the whole image (PNI's centre crop) is continued outside its frame by repeating its edge values, as PNI
-  pads its own maps (``pad_replicate``); the evaluators score every pixel of the image.
+  of its image that its frame covers (:mod:`anomalyflow.frames`), at the image's own resolution. A map that
+  covers less than the whole image (PNI's centre crop) is continued outside its frame by repeating its edge
+  values, as PNI pads its own maps (``pad_replicate``); the evaluators score every pixel of the image.
 - **Ties.** Long runs of one value within a map (at least 1/1000 of its pixels) are spread over the next
   float32 values with :mod:`anomalyflow.ties` (order-preserving over the whole category, shifts of a few
   units in the last place), because the LOCO script stops on maps where one value covers ~1/49 of all
@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from anomalyflow.atomic import atomic_path
 from anomalyflow.data.table import read_samples, split_rows
 from anomalyflow.errors import DataError
-from anomalyflow.frames import frame_box, maps_of_images
+from anomalyflow.evaluate import maps_of_test_images
+from anomalyflow.frames import pixel_box
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import resize
 from anomalyflow.ties import TieStats, break_ties, tie_room
@@ -65,14 +66,16 @@ def official_map_names(test: pd.DataFrame) -> list[str]:
 
 
 def full_size_maps(maps: torch.Tensor, frame, size: tuple[int, int]) -> torch.Tensor:
-    """Maps ``[B, h, w]`` covering ``frame`` of images of ``size`` = (H, W) → maps ``[B, H, W]``.
+    """Maps ``[B, h, w]`` covering ``frame`` (top, left, height, width fractions) of images of ``size`` = (H, W)
+    → maps ``[B, H, W]``.
 
-    Bilinear resize to the frame's pixel box (:func:`anomalyflow.frames.frame_box`), edge values repeated
-    outside it. Same dtype and device as ``maps``.
+    Bilinear resize to the frame's pixel box (:func:`anomalyflow.frames.pixel_box`), edge values repeated
+    outside it. Same dtype and device as ``maps``. Raises :class:`DataError` if the frame covers no pixel.
     """
-    top, left, bottom, right = frame_box(size, frame)
+    top, left, bottom, right = pixel_box(frame, *size)
     if bottom <= top or right <= left:
-        raise DataError(f"the maps' frame {tuple(frame)} covers no pixel of a {size[0]}x{size[1]} image")
+        raise DataError(f"the map's frame {tuple(float(v) for v in frame)} covers no pixel of a "
+                        f"{size[0]}x{size[1]} image")
     inside = resize(maps, (bottom - top, right - left))
     pads = (left, size[1] - right, top, size[0] - bottom)
     if not any(pads):
@@ -99,16 +102,17 @@ def write_official_maps(samples_path: str | os.PathLike, maps_path: str | os.Pat
     if test.empty:
         raise DataError(f"{samples_path}: the category has no test images")
     names = official_map_names(test)
-    maps, frame = maps_of_images(maps_path, test["path"])
-    sizes = [image_size(path)[::-1] for path in test["path"]]  # (H, W) from (width, height)
+    maps, frames = maps_of_test_images(maps_path, test)
+    # (H, W) from the header's (width, height), with the map's frame: the maps of one group are placed alike
+    # (a dataset category usually has one image size, so one group).
+    groups = [(*image_size(path)[::-1], *map(float, frame)) for path, frame in zip(test["path"], frames, strict=True)]
 
     def batches() -> Iterator[tuple[list[int], np.ndarray]]:
-        # Images of one size together (a dataset category usually has one size).
-        for size in dict.fromkeys(sizes):
-            rows = [i for i, s in enumerate(sizes) if s == size]
+        for group in dict.fromkeys(groups):
+            rows = [i for i, g in enumerate(groups) if g == group]
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start:start + batch_size]
-                yield chunk, full_size_maps(torch.from_numpy(maps[chunk]), frame, size).numpy()
+                yield chunk, full_size_maps(torch.from_numpy(maps[chunk]), group[2:], group[:2]).numpy()
 
     room = tie_room(lambda: (batch for _, batch in batches()))
     stats = TieStats()

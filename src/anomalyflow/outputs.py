@@ -5,9 +5,12 @@ anomaly_kind, score`` (+ method-specific extra columns, e.g. PUAD's component sc
 score is the method's decision value: higher means more anomalous.
 
 ``maps.npz``: the anomaly maps of the test images, ``maps`` float32 ``[N, H, W]`` in the order of
-``paths`` (str ``[N]``), plus ``frame`` float ``[4]`` = (top, left, height, width) of the part of the
-original image the maps cover, as fractions (``(0, 0, 1, 1)`` = the whole image; a centre crop
-covers less). Evaluation crops the ground truth to that frame before comparing.
+``paths`` (str ``[N]``), plus ``frame`` float64 ``[N, 4]``: per map, (top, left, height, width) of the
+part of its original image the map covers, as fractions (``(0, 0, 1, 1)`` = the whole image; PNI's
+centre crop covers less, and how much depends on the image's aspect ratio; see
+:mod:`anomalyflow.frames`). Evaluation cuts each mask with its own image's frame before comparing.
+Files written before frames were per image hold one frame ``[4]`` for all maps; :func:`read_maps`
+repeats it.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import pandas as pd
 
 from anomalyflow.atomic import save_npz, write_csv
 from anomalyflow.errors import DataError, NumericalError
+from anomalyflow.frames import FULL_FRAME, as_frames
 
 SCORE_COLUMNS = ["path", "split", "defect_type", "label", "anomaly_kind", "score"]
-FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
 
 
 def scores_table(rows: pd.DataFrame, scores, **extra) -> pd.DataFrame:
@@ -55,7 +58,8 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def write_maps(path: str | os.PathLike, paths, maps, frame=FULL_FRAME) -> None:
+def write_maps(path: str | os.PathLike, paths, maps, frames=FULL_FRAME) -> None:
+    """Write ``maps`` ``[N, H, W]`` of ``paths`` with their ``frames`` (``[N, 4]``, or one ``[4]`` for all)."""
     array = np.asarray(maps, dtype=np.float32)
     if array.ndim != 3 or array.shape[0] != len(paths):
         raise ValueError(f"maps must be [N, H, W] for {len(paths)} paths, got {array.shape}")
@@ -64,17 +68,21 @@ def write_maps(path: str | os.PathLike, paths, maps, frame=FULL_FRAME) -> None:
         raise NumericalError(f"{path}: the model produced non-finite anomaly maps (first for "
                              f"{paths[int(np.flatnonzero(~finite)[0])]}); check that the training images are not "
                              "constant, or lower the learning rate")
-    save_npz(path, maps=array, paths=np.asarray([str(p) for p in paths]), frame=np.asarray(frame, dtype=np.float64))
+    save_npz(path, maps=array, paths=np.asarray([str(p) for p in paths]), frame=as_frames(frames, len(array)))
 
 
-def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], tuple[float, float, float, float]]:
+def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Maps ``[N, H, W]`` float32, their image paths, and their frames ``[N, 4]`` float64.
+
+    Raises :class:`DataError` naming the file if it is missing or not a maps file.
+    """
     try:
         with np.load(path, allow_pickle=False) as data:
             maps = data["maps"].astype(np.float32)
             paths = [str(p) for p in data["paths"]]
-            frame = tuple(float(v) for v in data["frame"]) if "frame" in data else FULL_FRAME
+            frames = as_frames(data.get("frame", FULL_FRAME), len(maps))
     except FileNotFoundError:
         raise DataError(f"{path}: anomaly maps not found") from None
     except (KeyError, ValueError, OSError) as error:
         raise DataError(f"{path}: not an anomaly-map file ({error})") from None
-    return maps, paths, frame
+    return maps, paths, frames

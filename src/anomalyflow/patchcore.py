@@ -24,8 +24,10 @@ from anomalyflow.data.loader import image_transform
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import NumericalError
+from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
+from anomalyflow.params import with_defaults
 from anomalyflow.pni.coreset import coreset_size, greedy_coreset
 from anomalyflow.pni.features import PatchFeatures
 from anomalyflow.pni.memory import MemoryBank
@@ -55,7 +57,7 @@ class PatchCore:
     family = "patchcore"
 
     def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
-        self.params = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in DEFAULTS and v is not None}}
+        self.params = with_defaults(params, DEFAULTS, what="patchcore")
         self.device = torch.device(device)
         p = self.params
         self.features = PatchFeatures(p["backbone"], p["layers"], weights=p["weights"], patch_size=p["patch_size"],
@@ -65,6 +67,11 @@ class PatchCore:
 
     def transform(self):
         return image_transform(self.params["image_size"])
+
+    @staticmethod
+    def map_frame(height: int, width: int):
+        """Maps cover the whole image, stretched to a square like the input (:mod:`anomalyflow.frames`)."""
+        return FULL_FRAME
 
     @torch.no_grad()
     def embed(self, paths, *, num_workers: int = 0, desc: str | None = "features") -> torch.Tensor:

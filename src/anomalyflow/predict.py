@@ -1,10 +1,16 @@
 """``anomalyflow predict``: score new images with a trained model folder of the workflow.
 
 For each image it writes a float anomaly map (TIFF or NPY, at the model's input resolution) and an
-overlay PNG (the map as a heatmap over the image), plus ``predictions.csv`` with the image score and,
-given a threshold, the decision. The colour scale of the overlays is fixed per model — from the
-median of the validation normals' map values to the larger of their maximum and the threshold — so
-overlays of different images compare, and red means "beyond anything seen in a normal image".
+overlay PNG (the map as a heatmap over the part of the image it covers — all of it, or PNI's centre
+crop, see :mod:`anomalyflow.frames` — and the image as it is elsewhere), plus ``predictions.csv``
+with the image score, the pixel box the map covers (``map_top, map_left, map_bottom, map_right``:
+rows ``map_top`` to ``map_bottom − 1``, columns likewise) and, given a threshold, the decision.
+Images are scored exactly as the workflow scores a category (:func:`anomalyflow.scoring.score_paths`,
+each ensemble member through its own preprocessing), so a model folder's ``scores.csv`` and
+``predict`` give the same score for the same image (``tests/test_predict.py`` checks every model
+folder of the demo). The colour scale of the overlays is fixed per model — from the median of the
+validation normals' map values to the larger of their maximum and the threshold — so overlays of
+different images compare, and red means "beyond anything seen in a normal image".
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from anomalyflow.atomic import atomic_path, write_csv
 from anomalyflow.config import load_json
 from anomalyflow.data.images import IMAGE_EXTENSIONS, is_image_name, load_image
 from anomalyflow.errors import DataError
+from anomalyflow.frames import FULL_FRAME, map_frames, pixel_box
 from anomalyflow.logs import get_logger
 from anomalyflow.outputs import read_maps, read_scores
 
@@ -76,15 +83,23 @@ def colour_range(model_dir: Path, threshold_map: float | None = None) -> tuple[f
     return low, high if high > low else low + 1.0
 
 
-def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float, alpha: float = 0.5) -> np.ndarray:
-    """A jet heatmap of ``anomaly_map`` (resized to the image) blended over the uint8 RGB ``image``."""
+def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float, alpha: float = 0.5,
+            frame=FULL_FRAME) -> np.ndarray:
+    """A jet heatmap of ``anomaly_map`` blended over the part of the uint8 RGB ``image`` ``[H, W, 3]`` it covers.
+
+    ``frame`` (fractions, :mod:`anomalyflow.frames`) says which part: the map is resized to that pixel
+    box and blended there; the rest of the image is returned unchanged.
+    """
     from matplotlib import colormaps
     from PIL import Image
 
+    y0, x0, y1, x1 = pixel_box(frame, *image.shape[:2])
     scaled = np.clip((anomaly_map - low) / (high - low), 0.0, 1.0)
     heat = Image.fromarray((colormaps["jet"](scaled)[..., :3] * 255).astype(np.uint8))
-    heat = np.asarray(heat.resize((image.shape[1], image.shape[0]), Image.BILINEAR), dtype=np.float32)
-    return (alpha * heat + (1 - alpha) * image.astype(np.float32)).astype(np.uint8)
+    heat = np.asarray(heat.resize((x1 - x0, y1 - y0), Image.BILINEAR), dtype=np.float32)
+    out = image.copy()
+    out[y0:y1, x0:x1] = (alpha * heat + (1 - alpha) * image[y0:y1, x0:x1].astype(np.float32)).astype(np.uint8)
+    return out
 
 
 def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -106,16 +121,20 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
     cut = resolve_threshold(folder, threshold, quantile)
     scores, maps, _ = score_paths(model, paths, batch_size=batch_size or model.params.get("batch_size", 16),
                                   num_workers=num_workers, desc="predict")
+    frames = map_frames(model, paths)
     low, high = colour_range(folder)
     out = Path(out_dir)
     names = _unique_stems(paths)
-    for path, name, anomaly_map in zip(paths, names, maps, strict=True):
+    boxes = []
+    for path, name, anomaly_map, frame in zip(paths, names, maps, frames, strict=True):
         _write_map(out / "maps" / f"{name}.{map_format}", anomaly_map)
         picture = np.asarray(load_image(path))
+        boxes.append(pixel_box(frame, *picture.shape[:2]))
         with atomic_path(out / "overlays" / f"{name}.png") as tmp:
-            Image.fromarray(overlay(picture, anomaly_map, low, high)).save(tmp, format="PNG")
+            Image.fromarray(overlay(picture, anomaly_map, low, high, frame=frame)).save(tmp, format="PNG")
     table = pd.DataFrame({"path": paths, "score": scores, "map": [f"maps/{n}.{map_format}" for n in names],
                           "overlay": [f"overlays/{n}.png" for n in names]})
+    table[["map_top", "map_left", "map_bottom", "map_right"]] = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
     if cut is not None:
         table["threshold"] = cut
         table["anomalous"] = table["score"] > cut

@@ -5,7 +5,11 @@ PUAD jobs and nothing else, while editing a module every stage uses (``data/tabl
 Snakemake's own ``code`` trigger sees only the rule's script, not the library behind it.
 
 Imports are found statically (``ast``), including those inside functions (the library imports heavy
-modules lazily) and the ``__init__`` of every package on the way; nothing is imported.
+modules lazily) and the ``__init__`` of every package on the way; nothing is imported. A package whose
+``__getattr__`` imports its exports on first use declares them as a literal ``_EXPORTS = {name:
+submodule}`` (:mod:`anomalyflow.efficientad`), and ``from package import name`` counts as importing that
+submodule. Modules loaded by a name computed at run time (a dataset layout's reader, a model family's
+class) cannot be found here: the workflow's rules name them, from the library's tables.
 """
 
 from __future__ import annotations
@@ -49,6 +53,15 @@ def _imported_modules(path: Path, module: str) -> set[str]:
 
 
 @functools.cache
+def _lazy_exports(init: Path) -> dict[str, str]:
+    """A package's ``_EXPORTS`` (attribute name → submodule its ``__getattr__`` imports), or {}."""
+    for node in ast.parse(init.read_text(), filename=str(init)).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            return dict(ast.literal_eval(node.value))
+    return {}
+
+
+@functools.cache
 def _closure(modules: tuple[str, ...], package_dir: str) -> tuple[str, ...]:
     root = Path(package_dir)
     pending, seen, files = list(modules), set(), set()
@@ -62,6 +75,11 @@ def _closure(modules: tuple[str, ...], package_dir: str) -> tuple[str, ...]:
         pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         path = module_file(module, root)
         if path is None:
+            # Not a module: maybe `from package import name` of a name the package exports lazily.
+            parent, _, name = module.rpartition(".")
+            init = module_file(parent, root) if parent else None
+            if init is not None and init.name == "__init__.py" and name in _lazy_exports(init):
+                pending.append(f"{parent}.{_lazy_exports(init)[name]}")
             continue
         files.add(str(path))
         pending.extend(_imported_modules(path, module))

@@ -32,10 +32,15 @@ from anomalyflow.data.table import fit_rows, normal_statistics, read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.params import check_known
 
 log = get_logger(__name__)
 
 FEATURES = ("student", "teacher")
+#: The default weights of the two z-scored parts in the fused score (config: fusion_weights).
+FUSION_WEIGHTS = {"picturable": 1.0, "unpicturable": 1.0}
+#: The keys of a ``puad`` method's config entry (its family in config/schema.yaml, which the tests compare).
+PARAMETERS = frozenset({"family", "base", "feature", "fusion_weights", "batch_size", "weights", "seed"})
 
 
 class PooledGaussian:
@@ -107,12 +112,16 @@ class PUAD:
         self.gaussian = gaussian
         self.feature = feature
         self.normalisation = normalisation
-        self.fusion_weights = {"picturable": 1.0, "unpicturable": 1.0, **(fusion_weights or {})}
+        check_known(fusion_weights, FUSION_WEIGHTS, what="puad fusion_weights")
+        self.fusion_weights = {**FUSION_WEIGHTS, **(fusion_weights or {})}
         self.device = efficientad.device
         self.params = {"batch_size": efficientad.params.get("batch_size", 16), "feature": feature}
 
     def transform(self):
         return self.efficientad.transform()
+
+    def map_frame(self, height: int, width: int):
+        return self.efficientad.map_frame(height, width)
 
     @torch.no_grad()
     def components(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, torch.Tensor, np.ndarray]:
@@ -161,9 +170,13 @@ def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_w
 
 def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike, out_dir: str | os.PathLike,
              params: dict, *, device: str = "auto", num_workers: int = 0) -> PUAD:
-    """Fit the Gaussian on the training normals and the z-scores on the validation normals; write the folder."""
+    """Fit the Gaussian on the training normals and the z-scores on the validation normals; write the folder.
+
+    ``params`` is the method's merged config entry; a key not in :data:`PARAMETERS` raises :class:`ConfigError`.
+    """
     from anomalyflow.efficientad.model import EfficientAD
 
+    check_known(params, PARAMETERS, what="puad")
     table = read_samples(samples_path)
     train = fit_rows(table, "train", purpose="PUAD Gaussian")
     validation = fit_rows(table, "validation", purpose="PUAD z-score normalisation")

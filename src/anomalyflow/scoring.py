@@ -1,8 +1,9 @@
 """Scoring a category with any trained model: batched, one DataLoader pass, maps kept as arrays.
 
-Every method family provides a model class with ``load(model_dir, device)``, ``transform()`` and
-``predict(images) -> (scores [B], maps [B, H, W])``; ``model.json`` in the model folder names the
-family. :func:`score_category` scores the validation and test images of a sample table and writes
+Every method family provides a model class with ``load(model_dir, device)``, ``transform()``,
+``predict(images) -> (scores [B], maps [B, H, W])`` and ``map_frame(height, width)`` (the part of an
+image of that size its map covers, :mod:`anomalyflow.frames`); ``model.json`` in the model folder
+names the family. :func:`score_category` scores the validation and test images of a sample table and writes
 ``scores.csv`` and ``maps.npz`` (see :mod:`anomalyflow.outputs`).
 """
 
@@ -21,6 +22,7 @@ from anomalyflow.config import load_json
 from anomalyflow.data.table import read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError
+from anomalyflow.frames import map_frames
 from anomalyflow.logs import get_logger
 from anomalyflow.outputs import scores_table, write_maps, write_scores
 
@@ -101,6 +103,6 @@ def score_category(
     scores, maps, extras = score_paths(model, rows["path"].tolist(), batch_size=batch_size, num_workers=num_workers)
     table_out = scores_table(rows, scores, **extras)
     if maps_path is not None:
-        write_maps(maps_path, rows["path"].tolist(), maps, getattr(model, "frame", (0.0, 0.0, 1.0, 1.0)))
+        write_maps(maps_path, rows["path"].tolist(), maps, map_frames(model, rows["path"].tolist()))
     write_scores(scores_path, table_out)
     return table_out

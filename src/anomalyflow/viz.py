@@ -30,6 +30,7 @@ import pandas as pd
 from anomalyflow.atomic import atomic_path, write_text
 from anomalyflow.data.table import read_samples, split_rows
 from anomalyflow.errors import DataError
+from anomalyflow.frames import pixel_box
 from anomalyflow.outputs import read_maps, read_scores
 
 PathLike = str | os.PathLike
@@ -191,8 +192,9 @@ def map_grid_figure(samples: PathLike, maps: Mapping[str, PathLike], *, n_images
         axes[row, 0].set_ylabel(f"{sample['defect_type']}\n{Path(sample['path']).stem}", fontsize=7)
         axes[row, 1].imshow(image)
         axes[row, 1].imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.6, vmin=0, vmax=1)
-        for col, (title, (selected, frame, scale)) in enumerate(loaded.items(), start=2):
-            crop = _crop(image, frame)
+        for col, (title, (selected, frames, scale)) in enumerate(loaded.items(), start=2):
+            y0, x0, y1, x1 = pixel_box(frames[row], *image.shape[:2])
+            crop = image[y0:y1, x0:x1]  # the part of this image the method's map covers
             axes[row, col].imshow(crop)
             axes[row, col].imshow(selected[row], cmap="jet", alpha=0.5, vmin=scale[0], vmax=scale[1],
                                   extent=(-0.5, crop.shape[1] - 0.5, crop.shape[0] - 0.5, -0.5))
@@ -217,21 +219,16 @@ def _map_columns(maps: Mapping[str, PathLike]) -> dict[str, PathLike]:
     return {" / ".join(methods): path for path, methods in by_file.items()}
 
 
-def _selected_maps(path: PathLike, wanted: list[str]) -> tuple[np.ndarray, tuple, tuple[float, float]]:
-    """The maps of ``wanted`` images, the frame they cover, and a colour scale from all test maps."""
-    maps, paths, frame = read_maps(path)
+def _selected_maps(path: PathLike, wanted: list[str]) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The maps of ``wanted`` images, the frames they cover, and a colour scale from all test maps."""
+    maps, paths, frames = read_maps(path)
     position = {p: i for i, p in enumerate(paths)}
     missing = [p for p in wanted if p not in position]
     if missing:
         raise DataError(f"{path}: no anomaly map for test image {missing[0]}; rerun the scoring rule")
     low, high = np.percentile(maps, [1.0, 99.9])
-    return maps[[position[p] for p in wanted]], frame, (float(low), float(max(high, low + 1e-12)))
-
-
-def _crop(image: np.ndarray, frame) -> np.ndarray:
-    height, width = image.shape[:2]
-    top, left, h, w = frame
-    return image[round(top * height):round((top + h) * height), round(left * width):round((left + w) * width)]
+    order = [position[p] for p in wanted]
+    return maps[order], frames[order], (float(low), float(max(high, low + 1e-12)))
 
 
 # --- the dataset summary -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 from anomalyflow.config import (
     dataset_config,
     evaluation_params,
+    job_threads,
     method_params,
     methods_of_family,
     resolve_root,
@@ -15,12 +16,15 @@ from anomalyflow.config import (
     teacher_params,
     validate_config,
 )
+from anomalyflow.aggregate import method_provenance
 from anomalyflow.data.clutter import planned_clutter_files
-from anomalyflow.data.layouts import category_files
+from anomalyflow.data.layouts import category_files, files_fingerprint, layout_module_name
+from anomalyflow.data.public import require_dataset
 from anomalyflow.data.synth import planned_files
-from anomalyflow.efficientad.stages import penalty_enabled
+from anomalyflow.efficientad.teachers import distillation_params, imagenet_images, penalty_enabled, require_teacher
 from anomalyflow.errors import AnomalyflowError
 from anomalyflow.provenance import module_sources
+from anomalyflow.scoring import MODEL_CLASSES
 
 
 def _stop(error):
@@ -41,8 +45,24 @@ LIBRARY = Path(os.path.relpath(Path(workflow.basedir, "src", "anomalyflow")))
 
 
 def code(*modules):
-    """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs."""
+    """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs.
+
+    Found from import statements (anomalyflow.provenance); a module the library loads by name is named
+    here by the rule, from the library's own table (layout_code, scorer_code)."""
     return module_sources("anomalyflow.jobs", *modules, package_dir=LIBRARY)
+
+
+def layout_code(wildcards):
+    """Input function: a samples job's library files, with the reader of {dataset}'s layout (loaded by name)."""
+    try:
+        return code("anomalyflow.data.check", "anomalyflow.data.layouts", layout_module_name(ds(wildcards)["layout"]))
+    except AnomalyflowError as error:
+        _stop(error)
+
+
+def scorer_code(family):
+    """A scoring job's library files, with the module of the family's model class (loaded by name)."""
+    return code("anomalyflow.scoring", MODEL_CLASSES[family].partition(":")[0])
 
 
 wildcard_constraints:
@@ -90,6 +110,16 @@ def weights_file(backbone, weights):
     return [weights]
 
 
+def threads_of(wildcards):
+    """A compute job's threads: its dataset's (or teacher's) ``threads``, else the top-level value."""
+    names = wildcards.keys()
+    if "dataset" in names:
+        return job_threads(config, dataset=wildcards.dataset)
+    if "teacher" in names:
+        return job_threads(config, teacher=wildcards.teacher)
+    return job_threads(config)
+
+
 def gpu_resources(mem_mb=16000, runtime=60):
     """Cluster resources of a GPU rule; scaled by config resources.mem_scale / runtime_scale."""
     scale = config.get("resources", {})
@@ -122,19 +152,34 @@ def synthetic_files(name, category):
     return [f"{dataset_root(name)}/{path}" for path in relative]
 
 
-def category_inputs(wildcards):
-    """Every file that defines a category's data: adding or changing one reruns that category only."""
+def _category_files(wildcards):
+    """(generated files a rule writes, files already there) of one category; stops on missing data."""
     spec = ds(wildcards)
-    existing = []
     root = dataset_root(wildcards.dataset)
-    generated = spec.get("synthetic") is not None
-    if not generated or Path(root, wildcards.category).is_dir():
-        try:
-            existing = category_files(spec["layout"], root, wildcards.category, folder=spec.get("folder"))
-        except AnomalyflowError as error:
-            _stop(error)
-    planned = synthetic_files(wildcards.dataset, wildcards.category) if generated else []
-    return sorted(set(planned) | set(map(str, existing)))
+    planned = synthetic_files(wildcards.dataset, wildcards.category) if spec.get("synthetic") is not None else []
+    if planned and not Path(root, wildcards.category).is_dir():
+        return planned, []
+    try:
+        if not planned:
+            require_dataset(wildcards.dataset, spec["layout"], root, wildcards.category)
+        existing = category_files(spec["layout"], root, wildcards.category, folder=spec.get("folder"))
+    except AnomalyflowError as error:
+        _stop(error)
+    return planned, sorted(set(map(str, existing)) - set(planned))
+
+
+def category_inputs(wildcards):
+    """A category's data as inputs: only the files another rule generates (the demo's), so the job waits
+    for them; files already there are tracked by category_fingerprint instead of being listed (a real
+    category has hundreds, which Snakemake would print for every job)."""
+    return _category_files(wildcards)[0]
+
+
+def category_fingerprint(wildcards):
+    """A digest of every existing data file of a category (names, sizes, times): the samples job's params
+    trigger, so adding, removing or changing one file reruns that category and no other."""
+    existing = _category_files(wildcards)[1]
+    return files_fingerprint(existing, dataset_root(wildcards.dataset))
 
 
 # --- EfficientAD teachers ----------------------------------------------------------------------
@@ -147,16 +192,24 @@ def teacher(name):
         _stop(error)
 
 
+def teacher_source(name, size):
+    """Where teacher {name}'s {size} PDN comes from (file, download, PUAD folder, distillation), checked."""
+    try:
+        return require_teacher(name, teacher(name), size)
+    except AnomalyflowError as error:
+        _stop(error)
+
+
 def clutter_root(name):
     return f"resources/imagenet/{name}"
 
 
 def teacher_images(name):
-    """The folder of ImageNet(-like) images a teacher is distilled from (None when it has none)."""
+    """The folder of ImageNet(-like) images of a teacher (generated clutter, or ImageNet when it exists)."""
     spec = teacher(name)
     if spec["synthetic"] is not None:
         return f"{clutter_root(name)}/images"
-    return spec["imagenet_root"]
+    return imagenet_images(spec)
 
 
 def teacher_image_inputs(name):
@@ -164,17 +217,10 @@ def teacher_image_inputs(name):
     spec = teacher(name)
     if spec["synthetic"] is not None:
         return [f"{clutter_root(name)}/{p}" for p in planned_clutter_files(**spec["synthetic"])]
-    if not spec["imagenet_root"]:
-        _stop(f"teachers.{name}: distilling a teacher needs imagenet_root (an ImageNet-style folder) or "
-              f"existing files under teachers.{name}.files")
-    if not Path(spec["imagenet_root"]).is_dir():
-        _stop(f"teachers.{name}.imagenet_root: {spec['imagenet_root']} is not a folder")
-    return [spec["imagenet_root"]]
-
-
-def teacher_file(name, size):
-    given = teacher(name)["files"].get(size)
-    return given if given else f"results/teacher/{name}/{size}/teacher.pt"
+    images = imagenet_images(spec)
+    if images is None:
+        _stop(f"teachers.{name}.imagenet_root: {spec['imagenet_root']} is not a folder of ImageNet images")
+    return [images]
 
 
 def teacher_weights(name):
@@ -186,7 +232,14 @@ def efficientad_teacher_input(wildcards):
     params = params_of(wildcards)
     if params.get("pretrained"):
         return []
-    return [teacher_file(params["teacher"], params["size"])]
+    return [teacher_source(params["teacher"], params["size"]).path]
+
+
+def efficientad_teacher_description(wildcards):
+    params = params_of(wildcards)
+    if params.get("pretrained"):
+        return f"the PUAD model folder {params['pretrained'].get('puad_dir')}"
+    return teacher_source(params["teacher"], params["size"]).description
 
 
 def efficientad_penalty_input(wildcards):
@@ -235,14 +288,6 @@ def defects_config(wildcards):
     return [f"{dataset_root(wildcards.dataset)}/{wildcards.category}/defects_config.json"]
 
 
-def metric_params(wildcards):
-    """The evaluation settings the metrics depend on: official_maps only adds outputs, so switching it on
-    reruns no evaluate job (params trigger)."""
-    params = evaluation_params(config, wildcards.dataset)
-    params.pop("official_maps", None)
-    return params
-
-
 def own_maps_regex():
     """A wildcard constraint matching the methods with maps of their own (all but PUAD, see maps_method)."""
     puad = set(methods_of_family(config, "puad"))
@@ -251,8 +296,8 @@ def own_maps_regex():
 
 
 def official_maps_wanted(wildcards):
-    """The official-layout map folders all.csv includes: every category x method when evaluation.official_maps."""
-    if not evaluation_params(config, wildcards.dataset)["official_maps"]:
+    """The official-layout map folders all.csv includes: every category x method when official_maps is true."""
+    if not config["official_maps"]:
         return []
     spec = ds(wildcards)
     return expand("results/{dataset}/official_maps/{method}/{category}", dataset=wildcards.dataset,
@@ -263,6 +308,13 @@ def linked_official_maps(wildcards):
     """The official-layout folder of the method whose maps a PUAD method shows (its base EfficientAD)."""
     base = maps_method(wildcards.dataset, wildcards.category, wildcards.method)
     return f"results/{wildcards.dataset}/official_maps/{base}/{wildcards.category}"
+
+
+def provenance(wildcards):
+    """Per category and method of the dataset, the weights and teacher its numbers come from (all.csv)."""
+    spec = ds(wildcards)
+    return [dict(category=c, method=m, provenance=method_provenance(config, wildcards.dataset, c, m))
+            for c in spec["categories"] for m in spec["methods"]]
 
 
 def all_metrics(wildcards):

@@ -26,19 +26,24 @@ for _name, _spec in config["datasets"].items():
                 "../scripts/synth.py"
 
 
+# The first job of a category: its sample table, after decoding every image and mask in it, so a bad
+# file stops that category in its first minute. The data files are tracked by their fingerprint (a
+# params trigger), not listed as inputs: Snakemake would print hundreds of paths for every such job.
 rule samples:
     input:
         category_inputs,
-        code=code("anomalyflow.data.layouts"),
+        code=layout_code,
     output:
         "results/{dataset}/{category}/samples.csv",
     params:
+        files=category_fingerprint,
         layout=lambda wc: ds(wc)["layout"],
         root=lambda wc: dataset_root(wc.dataset),
         validation=lambda wc: ds(wc).get("validation", {}),
         folder=lambda wc: ds(wc).get("folder"),
     log:
         "logs/{dataset}/{category}/samples.log",
+    threads: threads_of
     resources:
         **cpu_resources(2000, 10),
     conda:

@@ -33,13 +33,13 @@ rule imagenet_stats:
     output:
         "results/imagenet/{teacher}/{backbone}_stats.pt",
     params:
-        teacher=lambda wc: result_params(teacher(wc.teacher)),
+        teacher=lambda wc: distillation_params(teacher(wc.teacher)),
         images=lambda wc: teacher_images(wc.teacher),
     log:
         "logs/imagenet/{teacher}/{backbone}_stats.log",
     benchmark:
         "benchmarks/imagenet/{teacher}/{backbone}_stats.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 120),
     conda:
@@ -59,19 +59,39 @@ rule distill_teacher:
     wildcard_constraints:
         size="s|m",
     params:
-        teacher=lambda wc: result_params(teacher(wc.teacher)),
+        teacher=lambda wc: distillation_params(teacher(wc.teacher)),
         images=lambda wc: teacher_images(wc.teacher),
     log:
         "logs/teacher/{teacher}/{size}/distill.log",
     benchmark:
         "benchmarks/teacher/{teacher}/{size}/distill.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 24 * 60),
     conda:
         "../../envs/gpu.yaml"
     script:
         "../scripts/distill_teacher.py"
+
+
+rule fetch_teacher:
+    # Existing teacher files named by URL and SHA-256 (teachers.<name>.download.<size>), fetched on the
+    # machine that runs Snakemake: cluster nodes may have no internet.
+    input:
+        code=code("anomalyflow.fetch"),
+    output:
+        "resources/teachers/{teacher}/{size}.pth",
+    wildcard_constraints:
+        size="s|m",
+    params:
+        download=lambda wc: teacher(wc.teacher)["download"][wc.size],
+    log:
+        "logs/teacher/{teacher}/{size}/fetch.log",
+    localrule: True
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/fetch_teacher.py"
 
 
 EFFICIENTAD_MODEL = multiext(
@@ -97,11 +117,12 @@ rule train_efficientad:
     params:
         method=params_of,
         penalty=efficientad_penalty_folder,
+        teacher=efficientad_teacher_description,
     log:
         "logs/{dataset}/{category}/{method}/train.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/train.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(16000, 12 * 60),
     conda:
@@ -123,7 +144,7 @@ rule efficientad_quantiles:
         method=params_of,
     log:
         "logs/{dataset}/{category}/{method}/quantiles.log",
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:
@@ -135,7 +156,7 @@ rule efficientad_quantiles:
 rule efficientad_score:
     input:
         EFFICIENTAD_MODEL,
-        code=code("anomalyflow.scoring", "anomalyflow.efficientad.model"),
+        code=scorer_code("efficientad"),
         samples=samples_csv,
         model="results/{dataset}/{category}/{method}/model.json",
         quantiles="results/{dataset}/{category}/{method}/quantiles.json",
@@ -150,7 +171,7 @@ rule efficientad_score:
         "logs/{dataset}/{category}/{method}/score.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/score.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:

@@ -11,7 +11,7 @@ rule evaluate:
     output:
         "results/{dataset}/{category}/{method}/metrics.csv",
     params:
-        evaluation=metric_params,
+        evaluation=lambda wc: evaluation_params(config, wc.dataset),
     log:
         "logs/{dataset}/{category}/{method}/evaluate.log",
     resources:
@@ -29,10 +29,12 @@ rule aggregate:
         # Not read: the report's figures (report.smk) are built with every all.csv, so that
         # `snakemake --report` with the same target finds them.
         figures=report_figures,
-        # Not read either: the official-layout maps, when evaluation.official_maps asks for them.
+        # Not read either: the official-layout maps, when official_maps asks for them.
         official_maps=official_maps_wanted,
     output:
         "results/{dataset}/all.csv",
+    params:
+        provenance=provenance,
     log:
         "logs/{dataset}/aggregate.log",
     localrule: True

@@ -1,6 +1,6 @@
 # Test-image maps in the layout of MVTec's own evaluation scripts (README: "Checking the numbers with MVTec's
 # evaluation scripts"): results/{dataset}/official_maps/{method}/{category}/test/{defect_type}/{image}.tiff.
-# Built when asked for, and by all.csv when evaluation.official_maps is true (they are large).
+# Built when asked for, and by all.csv when the config's official_maps is true (they are large).
 
 
 rule official_maps:

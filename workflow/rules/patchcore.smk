@@ -17,7 +17,7 @@ rule patchcore_fit:
         "logs/{dataset}/{category}/{method}/fit.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/fit.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 60),
     conda:
@@ -28,7 +28,7 @@ rule patchcore_fit:
 
 rule patchcore_score:
     input:
-        code=code("anomalyflow.scoring", "anomalyflow.patchcore"),
+        code=scorer_code("patchcore"),
         samples=samples_csv,
         bank="results/{dataset}/{category}/{method}/memory.faiss",
         model="results/{dataset}/{category}/{method}/model.json",
@@ -43,7 +43,7 @@ rule patchcore_score:
         "logs/{dataset}/{category}/{method}/score.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/score.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:

@@ -18,7 +18,7 @@ rule pni_fit_memory:
         "logs/{dataset}/{category}/{method}/fit_memory.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/fit_memory.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(64000, 120),
     conda:
@@ -43,7 +43,7 @@ rule pni_fit_mlp:
         "logs/{dataset}/{category}/{method}/fit_mlp.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/fit_mlp.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 240),
     conda:
@@ -57,7 +57,7 @@ rule pni_score:
         multiext("results/{dataset}/{category}/{method}/", *PNI_MODEL),
         samples=samples_csv,
         model="results/{dataset}/{category}/{method}/model.json",
-        code=code("anomalyflow.scoring", "anomalyflow.pni.model"),
+        code=scorer_code("pni"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -69,7 +69,7 @@ rule pni_score:
         "logs/{dataset}/{category}/{method}/score.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/score.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 60),
     conda:
@@ -94,7 +94,7 @@ rule train_refiner:
         "logs/{dataset}/{category}/{method}/train_refiner.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/train_refiner.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 12 * 60),
     conda:
@@ -109,7 +109,7 @@ rule refine:
         samples=samples_csv,
         base=pni_base_files,
         model="results/{dataset}/{category}/{method}/model.json",
-        code=code("anomalyflow.scoring", "anomalyflow.pni.refine"),
+        code=scorer_code("pni_refined"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -121,7 +121,7 @@ rule refine:
         "logs/{dataset}/{category}/{method}/refine.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/refine.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(32000, 60),
     conda:

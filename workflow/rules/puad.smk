@@ -17,7 +17,7 @@ rule fit_puad:
         "logs/{dataset}/{category}/{method}/fit.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/fit.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:
@@ -28,7 +28,7 @@ rule fit_puad:
 
 rule score_puad:
     input:
-        code=code("anomalyflow.scoring", "anomalyflow.puad"),
+        code=scorer_code("puad"),
         samples=samples_csv,
         base=puad_base_files,
         gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
@@ -43,7 +43,7 @@ rule score_puad:
         "logs/{dataset}/{category}/{method}/score.log",
     benchmark:
         "benchmarks/{dataset}/{category}/{method}/score.tsv"
-    threads: config["threads"]
+    threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:

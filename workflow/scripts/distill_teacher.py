@@ -1,11 +1,9 @@
-from anomalyflow.config import teacher_params
 from anomalyflow.efficientad.distill import distill_teacher
 from anomalyflow.jobs import job
 from anomalyflow.nets.backbones import resolve_weights
 
 with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):
-    # From the config, checkpoint_every included (the rule's params, its rerun trigger, leave it out).
-    t = teacher_params(snakemake.config, snakemake.wildcards.teacher)
+    t = snakemake.params.teacher
     distill_teacher(
         snakemake.params.images,
         snakemake.input.stats,
@@ -22,6 +20,7 @@ with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):
         image_size=t["image_size"],
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],
-        checkpoint_every=t["checkpoint_every"],
+        # From the config: the rule's params (its rerun trigger) leave it out, as it changes no result.
+        checkpoint_every=snakemake.config["teachers"][snakemake.wildcards.teacher]["checkpoint_every"],
         cache_limit=t["cache_limit"],
     )

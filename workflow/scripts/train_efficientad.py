@@ -16,4 +16,5 @@ with job(snakemake.log[0], name="train_efficientad", threads=snakemake.threads):
         penalty_images=snakemake.params.penalty,
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],
+        teacher_label=snakemake.params.teacher,
     )

@@ -20,8 +20,13 @@ from anomalyflow.errors import ConfigError
 FOLDER = "images"
 
 
-def planned_clutter_files(n_images: int = 64, **_unused) -> list[str]:
-    """The relative paths :func:`generate_clutter` writes (known without drawing)."""
+def planned_clutter_files(n_images: int = 64, seed: int = 0, image_size: int = 256) -> list[str]:
+    """The relative paths :func:`generate_clutter` writes (known without drawing).
+
+    Takes :func:`generate_clutter`'s keyword arguments (a teacher's ``synthetic:`` block), so that the
+    workflow can pass the block to both; only ``n_images`` changes the paths, and a key neither takes is
+    a ``TypeError`` rather than silently ignored.
+    """
     return [f"{FOLDER}/{i:04d}.png" for i in range(n_images)]
 
 

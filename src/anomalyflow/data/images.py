@@ -47,6 +47,47 @@ def image_size(path: PathLike) -> tuple[int, int]:
         return img.size
 
 
+def check_complete(path: PathLike) -> tuple[int, int]:
+    """:func:`image_size`, plus a cheap check that a PNG, JPEG or BMP file is not cut short.
+
+    A truncated file's header reads fine; only its end tells. PNG must end with its ``IEND`` chunk and
+    JPEG with the end-of-image marker ``FF D9`` (both within the last :data:`TAIL_BYTES`, as some
+    writers append padding), and a BMP must be as long as its header says. Other formats (TIFF) are
+    judged by their header alone; :func:`decode_image` decodes everything. Raises :class:`DataError`.
+    """
+    with _open(path) as img:
+        size, image_format = img.size, img.format
+    marker = _END_MARKERS.get(image_format)
+    if marker is None and image_format != "BMP":
+        return size
+    with open(path, "rb") as handle:
+        length = handle.seek(0, os.SEEK_END)
+        if image_format == "BMP":
+            handle.seek(2)
+            declared = int.from_bytes(handle.read(4), "little")
+            if declared and length < declared:
+                raise DataError(f"{path}: truncated BMP file ({length} of {declared} bytes); replace the file")
+            return size
+        handle.seek(max(0, length - TAIL_BYTES))
+        if marker not in handle.read():
+            raise DataError(f"{path}: truncated {image_format} file (no end marker in its last bytes); "
+                            "replace the file")
+    return size
+
+
+#: How far from a file's end :func:`check_complete` looks for the end marker.
+TAIL_BYTES = 256
+_END_MARKERS = {"PNG": b"IEND", "JPEG": b"\xff\xd9", "MPO": b"\xff\xd9"}
+
+
+def decode_image(path: PathLike) -> tuple[int, int]:
+    """Decode every pixel of an image (no conversion) and return its ``(width, height)``; a truncated or
+    corrupt file raises :class:`DataError` naming it."""
+    with _open(path) as img:
+        _decode(img, path)
+        return img.size
+
+
 def load_image(path: PathLike) -> Image.Image:
     """Decode an image fully and return it in RGB mode (see the module notes for the conversions)."""
     with _open(path) as img:

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from anomalyflow.data.images import IMAGE_EXTENSIONS, image_size, is_image_name, require_readable
+from anomalyflow.data.images import IMAGE_EXTENSIONS, check_complete, is_image_name, require_readable
 from anomalyflow.data.table import make_table
 from anomalyflow.errors import ConfigError, DataError
 
@@ -129,13 +129,40 @@ def category_files(layout: str, root: str | os.PathLike, category: str,
     return files
 
 
-def layout_module(layout: str) -> ModuleType:
-    """The module that reads ``layout`` (imported on first use; modules import helpers from here)."""
+def files_fingerprint(files: Iterable[str | os.PathLike], root: str | os.PathLike) -> str:
+    """A short digest of the files' names (relative to ``root``), sizes and modification times.
+
+    The workflow passes it to a category's ``samples`` job as a parameter instead of listing hundreds of
+    images as inputs (which Snakemake prints for every job): adding, removing, renaming or rewriting one
+    file changes it, so Snakemake's params trigger reruns that category, as the input trigger would. Only
+    metadata is read, like make and rsync do; a dataset moved with its times kept (``cp -p``, ``rsync -t``)
+    keeps its fingerprint.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(map(str, files)):
+        info = os.stat(file)
+        digest.update(f"{os.path.relpath(file, root)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def layout_module_name(layout: str) -> str:
+    """The full name of the module that reads ``layout``, e.g. ``anomalyflow.data.mvtec_ad``.
+
+    Loaded by name (:func:`layout_module`), so no import statement names it: the workflow adds it to the
+    code inputs of the job that reads a ``layout`` dataset, and editing that reader reruns exactly the
+    sample tables of that layout's datasets. Raises :class:`ConfigError` for an unknown layout.
+    """
     try:
-        name = LAYOUT_MODULES[layout]
+        return f"anomalyflow.data.{LAYOUT_MODULES[layout]}"
     except (KeyError, TypeError):
         raise ConfigError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}") from None
-    return importlib.import_module(f"anomalyflow.data.{name}")
+
+
+def layout_module(layout: str) -> ModuleType:
+    """The module that reads ``layout`` (imported on first use; modules import helpers from here)."""
+    return importlib.import_module(layout_module_name(layout))
 
 
 def canonical_layout(layout: str) -> str:
@@ -372,11 +399,12 @@ def require_test_images(rows: Iterable[dict[str, Any]], test_dir: Path | str) ->
 
 
 def check_headers(rows: Iterable[dict[str, Any]]) -> None:
-    """Read every image's header (fails on unreadable files) and compare each mask's size with it."""
+    """Read every image's header and end (fails on unreadable or truncated files) and compare each mask's
+    size with its image's."""
     for row in rows:
-        size = image_size(row["path"])
+        size = check_complete(row["path"])
         for mask in row["mask_paths"]:
-            mask_size = image_size(mask)
+            mask_size = check_complete(mask)
             if mask_size != size:
                 raise DataError(f"{mask}: mask is {mask_size[0]}x{mask_size[1]} but its image {row['path']} "
                                 f"is {size[0]}x{size[1]}; masks must have their image's size")

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from anomalyflow.batching import batch_length, map_tensors
 from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_transform
 from anomalyflow.errors import DataError
 
@@ -45,7 +46,10 @@ def iterate_batches(
     device: torch.device | str = "cpu",
     desc: str | None = None,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yield ``(rows, batch)`` in path order, ``batch`` on ``device``; one DataLoader for the whole pass."""
+    """Yield ``(rows, batch)`` in path order, ``batch`` on ``device``; one DataLoader for the whole pass.
+
+    ``batch`` is a tensor ``[B, ...]``, or a tuple of them when ``transform`` returns a tuple of views.
+    """
     device = torch.device(device)
     loader = DataLoader(
         ImageDataset(paths, transform),
@@ -67,10 +71,10 @@ def iterate_batches(
                 raise
             except Exception as error:
                 raise worker_error(error) from None
-            rows = slice(begin, begin + batch.shape[0])
+            rows = slice(begin, begin + batch_length(batch))
             begin = rows.stop
-            bar.update(batch.shape[0])
-            yield rows, batch.to(device, non_blocking=True)
+            bar.update(rows.stop - rows.start)
+            yield rows, map_tensors(lambda view: view.to(device, non_blocking=True), batch)
 
 
 def worker_error(error: Exception) -> Exception:

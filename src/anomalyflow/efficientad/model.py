@@ -29,6 +29,7 @@ import torch
 from anomalyflow.config import load_json
 from anomalyflow.data.loader import image_transform
 from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.frames import FULL_FRAME
 from anomalyflow.maps import pad_constant, resize
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn
@@ -45,7 +46,6 @@ class EfficientAD:
     """Teacher, student and autoencoder of one category: ``predict(images) -> (scores, maps)``."""
 
     family = "efficientad"
-    frame = (0.0, 0.0, 1.0, 1.0)
 
     def __init__(self, teacher, student, autoencoder, mean: torch.Tensor, std: torch.Tensor, *,
                  quantiles: dict | None, params: dict, device: torch.device):
@@ -102,6 +102,11 @@ class EfficientAD:
     def transform(self):
         """A1: bilinear resize to ``image_size``² (aspect ratio ignored), ToTensor, ImageNet normalisation."""
         return image_transform(self.image_size)
+
+    @staticmethod
+    def map_frame(height: int, width: int):
+        """Maps cover the whole image, stretched to a square like the input (:mod:`anomalyflow.frames`)."""
+        return FULL_FRAME
 
     @torch.no_grad()
     def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -16,22 +16,33 @@ from anomalyflow.efficientad.official import import_puad_model
 from anomalyflow.efficientad.quantiles import validation_quantiles
 from anomalyflow.efficientad.train import train_efficientad
 from anomalyflow.errors import ConfigError
+from anomalyflow.logs import get_logger
+from anomalyflow.params import check_known
 
 # An imported PUAD folder brings its own quantiles; kept beside the model until the quantile stage.
 OFFICIAL_QUANTILES = "official_quantiles.json"
-
-
-def penalty_enabled(params: dict, teacher: dict) -> bool:
-    """``penalty: auto`` trains with the ImageNet penalty when the teacher has ImageNet(-like) images."""
-    if params.get("penalty", "auto") == "auto":
-        return bool(teacher.get("imagenet_root") or teacher.get("synthetic"))
-    return bool(params["penalty"])
+#: The keys of an ``efficientad`` method's config entry (its family in config/schema.yaml, which the tests
+#: compare): references (family, teacher), the training settings and what the stages below read. ``weights``
+#: is there because every method entry inherits the top-level value; EfficientAD's teacher has its own.
+PARAMETERS = frozenset({
+    "family", "teacher", "size", "pretrained", "weights", "seed", "image_size", "iterations", "batch_size", "lr",
+    "weight_decay", "lr_drop", "hard_quantile", "penalty", "teacher_norm", "quantile_maps", "map_padding",
+    "dropout", "amp", "checkpoint_every", "score_batch_size",
+})
 
 
 def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike, params: dict, *,
                     category: str, teacher_file: str | os.PathLike | None, penalty_images: str | None,
-                    device: str = "auto", num_workers: int = 0) -> None:
-    """Train the student and autoencoder, or import an official PUAD model folder (``pretrained:``)."""
+                    device: str = "auto", num_workers: int = 0, teacher_label: str | None = None) -> None:
+    """Train the student and autoencoder, or import an official PUAD model folder (``pretrained:``).
+
+    ``params`` is the method's merged config entry; a key not in :data:`PARAMETERS` raises
+    :class:`ConfigError`. ``teacher_label`` (the workflow's description of the teacher's source) goes to
+    the job's log.
+    """
+    check_known(params, PARAMETERS, what="efficientad")
+    if teacher_label:
+        get_logger("efficientad").info("teacher: %s", teacher_label)
     pretrained = params.get("pretrained")
     if pretrained:
         missing = [key for key in ("puad_dir", "dataset_folder") if not pretrained.get(key)]
@@ -57,7 +68,9 @@ def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike,
 
 def fit_quantiles(model_dir: str | os.PathLike, samples_path: str | os.PathLike, out_path: str | os.PathLike,
                   params: dict, *, device: str = "auto", num_workers: int = 0) -> None:
-    """The map quantiles: validation normals (A6), or the imported official folder's own."""
+    """The map quantiles: validation normals (A6), or the imported official folder's own (``params`` as
+    :func:`fit_efficientad`'s)."""
+    check_known(params, PARAMETERS, what="efficientad")
     official = Path(model_dir) / OFFICIAL_QUANTILES
     if params.get("pretrained") and official.is_file():
         with atomic_path(out_path) as tmp:

@@ -2,8 +2,10 @@
 
 Input (C1): the shorter side is resized to ``resize`` (512, bilinear, PIL's antialiased resize as
 torchvision's ``Resize(int)`` does it), then the centre ``crop`` (480) is cut out and ImageNet-normalised.
-Maps therefore cover only the crop: :func:`crop_frame` gives that part of the original image as fractions,
-which ``maps.npz`` records so that evaluation crops the ground truth the same way.
+Maps therefore cover only the crop: :func:`crop_frame` gives that part of the original image as fractions.
+It depends on the image's aspect ratio (the crop is square, the shorter side is resized), so it is
+computed per image (:meth:`anomalyflow.pni.model.PNI.map_frame`) and ``maps.npz`` records one per map,
+so that evaluation cuts each mask the way its image was cut (:mod:`anomalyflow.frames`).
 
 Grid (C2): layer2 has stride 8, so a 480 crop gives a 60×60 grid. The **edge** is the outer
 ``patch_size // 2`` rows and columns, where the 5×5 aggregation window reaches into zero padding; the
@@ -22,9 +24,8 @@ from PIL import Image
 
 from anomalyflow.data.transforms import CenterCrop, Compose, Normalize, to_tensor
 from anomalyflow.errors import ConfigError
+from anomalyflow.frames import Frame
 from anomalyflow.maps import gaussian_blur, pad_replicate, resize
-
-Frame = tuple[float, float, float, float]
 
 
 def shorter_side_size(height: int, width: int, size: int) -> tuple[int, int]:

@@ -5,7 +5,7 @@ run on faiss's GPU index when the installed faiss has GPU support and the device
 chunked matmuls in torch (:mod:`anomalyflow.pni.nearest`) on the bank's device, which measured 3.6x
 faster than faiss-cpu's flat search on the 2-core development machine (8,192 queries x 20,480 entries
 x 1,536 dims: 3.15 s vs 11.4 s, same neighbours, distances within 1e-5). :func:`search` returns
-Euclidean distances.
+Euclidean distances, recomputed as ``‖x − c‖`` for the neighbours found (:func:`exact_distances`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from anomalyflow.atomic import atomic_path
 from anomalyflow.errors import AnomalyflowError, DataError
-from anomalyflow.pni.nearest import k_nearest
+from anomalyflow.pni.nearest import DEFAULT_BLOCK, k_nearest
 
 # Faiss GPU k-selection is limited to k ≤ 2048 (PNI C6 notes the same limit); larger k stays on CPU.
 GPU_MAX_K = 2048
@@ -38,9 +38,14 @@ def faiss_gpu_available() -> bool:
 
 
 class MemoryBank:
-    """An exact L2 index over ``[M, D]`` float32 vectors, on the GPU when possible."""
+    """An exact L2 index over ``[M, D]`` float32 vectors, on the GPU when possible.
 
-    def __init__(self, vectors: np.ndarray | torch.Tensor, device: str | torch.device = "cpu"):
+    ``faiss_gpu=False`` keeps the torch search on CUDA even where faiss has GPU support (bench/scoring.py
+    measures both).
+    """
+
+    def __init__(self, vectors: np.ndarray | torch.Tensor, device: str | torch.device = "cpu", *,
+                 faiss_gpu: bool = True):
         faiss = _faiss()
         array = _as_float32(vectors)
         self.dim = array.shape[1]
@@ -50,13 +55,18 @@ class MemoryBank:
         self._resources = None
         self._tensor = None
         self.device = torch.device(device)
-        if self.device.type == "cuda" and faiss_gpu_available():
+        if faiss_gpu and self.device.type == "cuda" and faiss_gpu_available():
             self._resources = faiss.StandardGpuResources()
             self._gpu_index = faiss.index_cpu_to_gpu(self._resources, self.device.index or 0,
                                                      self.cpu_index)
 
     def __len__(self) -> int:
         return self.cpu_index.ntotal
+
+    @property
+    def on_faiss_gpu(self) -> bool:
+        """Whether searches (k ≤ ``GPU_MAX_K``) run on faiss's GPU index."""
+        return self._gpu_index is not None
 
     def vectors(self) -> np.ndarray:
         return self.cpu_index.reconstruct_n(0, self.cpu_index.ntotal)
@@ -73,14 +83,14 @@ class MemoryBank:
         if queries.shape[1] != self.dim:
             raise DataError(f"query features have {queries.shape[1]} dims but the memory bank has {self.dim}")
         k = min(k, len(self))
-        if self._gpu_index is not None and k <= GPU_MAX_K:
-            squared, ids = self._gpu_index.search(_as_float32(queries), k)
-            return np.sqrt(np.maximum(squared, 0.0)), ids
         if self._tensor is None:
             self._tensor = torch.from_numpy(self.vectors()).to(self.device)
         rows = queries.detach().float() if isinstance(queries, torch.Tensor) else torch.from_numpy(queries)
-        dist, ids = k_nearest(rows, self._tensor, k)
-        return dist.cpu().numpy(), ids.cpu().numpy()
+        if self._gpu_index is not None and k <= GPU_MAX_K:
+            ids = torch.from_numpy(self._gpu_index.search(_as_float32(queries), k)[1]).to(self.device)
+        else:
+            ids = k_nearest(rows, self._tensor, k)[1]
+        return exact_distances(rows, self._tensor, ids).cpu().numpy(), ids.cpu().numpy()
 
     def save(self, path: str | os.PathLike) -> None:
         faiss = _faiss()
@@ -97,6 +107,28 @@ class MemoryBank:
         except RuntimeError as error:
             raise DataError(f"{path}: not a readable faiss index ({error})") from None
         return cls(index.reconstruct_n(0, index.ntotal), device)
+
+
+@torch.no_grad()
+def exact_distances(queries: torch.Tensor, bank: torch.Tensor, ids: torch.Tensor,
+                    *, block: int = DEFAULT_BLOCK) -> torch.Tensor:
+    """``‖x − c‖`` ``[Q, k]`` (float32, on the bank's device) between queries ``[Q, E]`` and their entries ``ids``.
+
+    The search's ``‖x‖² − 2x·c + ‖c‖²`` loses digits to cancellation when a distance is small against
+    the norms: on the demo's PatchCore, feature differences of 4e-7 (the same image in a batch of 16
+    or of 1; oneDNN picks kernels by batch shape) became score differences of 1e-4, so an image's score
+    depended on which images shared its batch and ``anomalyflow predict`` disagreed with ``scores.csv``.
+    Differences first keep the error at the features' own. Costs ``Q·k·E`` operations, against the
+    search's ``Q·M·E``.
+    """
+    k = ids.shape[1]
+    rows = max(1, block // max(1, k * bank.shape[1]))
+    out = torch.empty(ids.shape, dtype=torch.float32, device=bank.device)
+    for begin in range(0, len(queries), rows):
+        chunk = queries[begin:begin + rows].to(bank.device, torch.float32, non_blocking=True)
+        entries = bank[ids[begin:begin + rows].to(bank.device)].float()  # [q, k, E]
+        out[begin:begin + rows] = (entries - chunk.unsqueeze(1)).norm(dim=2)
+    return out
 
 
 def _as_float32(values: np.ndarray | torch.Tensor) -> np.ndarray:

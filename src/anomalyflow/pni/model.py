@@ -20,9 +20,10 @@ Model folder:
 - ``coreset_emb.faiss``, ``coreset_dist.faiss``, ``coreset_emb_edge.faiss``: the banks (faiss ``IndexFlatL2``);
 - ``position.npz``: vote counts ``no_edge`` ``[h·w, |C_emb|]`` and ``with_edge`` ``[h·w, |C_emb_edge|]``
   (:mod:`anomalyflow.pni.position`), plus ``grid`` and ``radius``;
-- ``memory.json``: {params, grid, frame, sizes} written by the memory stage;
+- ``memory.json``: {params, grid, sizes} written by the memory stage (folders written before maps
+  had a frame per image also hold one ``frame``, now unused: :meth:`PNI.map_frame` gives each image's);
 - ``neighbourhood.pt`` (the best-validation MLP state dict), ``neighbourhood.json`` (its training history);
-- ``model.json``: {"family": "pni", params, grid, frame, sizes}, written last by the MLP stage.
+- ``model.json``: {"family": "pni", params, grid, sizes}, written last by the MLP stage.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ import torch
 from anomalyflow.atomic import save_torch, write_json
 from anomalyflow.batching import map_batches
 from anomalyflow.config import load_json
-from anomalyflow.data.images import image_size
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.params import with_defaults
 from anomalyflow.pni import gates
 from anomalyflow.pni.banks import Banks, select_banks
 from anomalyflow.pni.features import PatchFeatures
@@ -109,8 +110,9 @@ BANK_FILES = {"emb": "coreset_emb.faiss", "dist": "coreset_dist.faiss", "emb_edg
 
 
 def resolve_params(params: dict | None) -> dict:
-    """DEFAULTS updated by the known, non-null keys of ``params`` (a method's config entry)."""
-    merged = {**DEFAULTS, **{k: v for k, v in (params or {}).items() if k in DEFAULTS and v is not None}}
+    """DEFAULTS updated by the non-null keys of ``params`` (a method's config entry); an unknown key raises
+    :class:`ConfigError` (:func:`anomalyflow.params.with_defaults`)."""
+    merged = with_defaults(params, DEFAULTS, what="pni")
     if merged["score"] not in SCORES:
         raise ConfigError(f"pni: score must be one of {', '.join(SCORES)}, not {merged['score']!r}")
     return merged
@@ -127,7 +129,6 @@ class PNI:
         p = self.params
         self._features: PatchFeatures | None = None
         self.edge = border(p["patch_size"])
-        self.frame: Frame = crop_frame(1, 1, p["resize"], p["crop"])  # square images until fit/load says
         self.grid: tuple[int, int] | None = None
         self.banks: Banks | None = None
         self.counts: dict[str, torch.Tensor] | None = None
@@ -150,6 +151,10 @@ class PNI:
     def transform(self):
         return pni_transform(self.params["resize"], self.params["crop"])
 
+    def map_frame(self, height: int, width: int) -> Frame:
+        """The centre crop's part of a ``height × width`` image (C1); it depends on the aspect ratio."""
+        return crop_frame(height, width, self.params["resize"], self.params["crop"])
+
     # --- fitting ---------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -163,21 +168,11 @@ class PNI:
             raise NumericalError("pni: the backbone produced non-finite features on the training images")
         return features
 
-    def set_frame(self, paths: Sequence[str]) -> None:
-        """The crop's frame in the original images, from the training images' size (C1)."""
-        sizes = {image_size(p) for p in paths}
-        width, height = sorted(sizes)[0]
-        if len(sizes) > 1:
-            log.warning("pni: training images have %d different sizes; maps.npz records the frame of %dx%d",
-                        len(sizes), width, height)
-        self.frame = crop_frame(height, width, self.params["resize"], self.params["crop"])
-
     @torch.no_grad()
     def fit_memory(self, train_paths: Sequence[str], *, num_workers: int = 0,
                    features: torch.Tensor | None = None) -> torch.Tensor:
         """C3 and C5 from the training images; returns their features ``[N, h, w, E]`` for the MLP stage."""
         p = self.params
-        self.set_frame(train_paths)
         if features is None:
             features = self.embed(train_paths, num_workers=num_workers, desc="train features")
         n, h, w, e = features.shape
@@ -216,7 +211,7 @@ class PNI:
 
     def _meta(self) -> dict:
         sizes = {name: len(getattr(self.banks, name)) for name in BANK_FILES}
-        return {"params": self.params, "grid": list(self.grid), "frame": list(self.frame), "sizes": sizes}
+        return {"params": self.params, "grid": list(self.grid), "sizes": sizes}
 
     def save_memory(self, model_dir: str | os.PathLike) -> None:
         folder = Path(model_dir)
@@ -261,7 +256,6 @@ class PNI:
 
     def _read_memory(self, folder: Path, meta: dict) -> None:
         self.grid = tuple(meta["grid"])
-        self.frame = tuple(meta["frame"])
         banks = {name: torch.from_numpy(MemoryBank.load(folder / file).vectors()).to(self.device)
                  for name, file in BANK_FILES.items()}
         self.banks = Banks(**banks)

@@ -43,6 +43,7 @@ from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import resize
+from anomalyflow.params import with_defaults
 from anomalyflow.pni.geometry import pni_transform
 from anomalyflow.pni.model import PNI
 from anomalyflow.pni.refinement_net import STRIDE, RefinementNet, refinement_loss
@@ -72,7 +73,8 @@ IMAGE_SCORES = ("pni", "map_max")
 
 
 def resolve_refine_params(params: dict | None) -> dict:
-    merged = {**REFINE_DEFAULTS, **{k: v for k, v in (params or {}).items() if k in REFINE_DEFAULTS and v is not None}}
+    # ``base`` names the PNI method whose maps are refined (the workflow resolves it to a folder).
+    merged = with_defaults(params, REFINE_DEFAULTS, what="pni_refined", references=("family", "base"))
     if merged["image_score"] not in IMAGE_SCORES:
         raise ConfigError(f"refine: image_score must be one of {', '.join(IMAGE_SCORES)}, not "
                           f"{merged['image_score']!r}")
@@ -189,7 +191,6 @@ class RefinedPNI:
         self.net = net.to(self.device).eval()
         self.params = resolve_refine_params(params)
         self.lo, self.hi = map_range
-        self.frame = pni.frame
 
     @property
     def batch_size(self) -> int:
@@ -197,6 +198,10 @@ class RefinedPNI:
 
     def transform(self):
         return self.pni.transform()
+
+    def map_frame(self, height: int, width: int):
+        """PNI's centre crop of a ``height × width`` image: the refined map has PNI's geometry."""
+        return self.pni.map_frame(height, width)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> RefinedPNI:
