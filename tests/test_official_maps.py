@@ -224,7 +224,7 @@ def demo_with_maps(demo_run, tmp_path_factory):
 
 @pytest.mark.slow
 def test_switch_adds_only_the_map_jobs_to_all_csv(demo_with_maps):
-    jobs, outputs = dry_run(demo_with_maps, "--config", "official_maps=true")
+    jobs, outputs = dry_run(demo_with_maps, "--config", "official_maps=True")
     # Switching the maps on reruns no evaluation; PUAD's folder is its base EfficientAD's, linked.
     assert sorted(set(jobs)) == ["aggregate", "all", "official_maps", "official_maps_linked"]
     config = yaml.safe_load((demo_with_maps / "config" / "config.yaml").read_text())["datasets"]["demo"]
