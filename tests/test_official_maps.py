@@ -235,7 +235,8 @@ def test_switch_adds_only_the_map_jobs_to_all_csv(demo_with_maps):
 
 
 # The demo's PNI maps have long runs where their defects are (a replicated border, constant corners): the
-# AUC-sPRO at FPR 0.01 of board/pni_resnet18 moves by 5.9e-5 (measured), everything else by < 1e-6.
+# AUC-sPRO of board/pni_resnet18 moves by 5.9e-5 at FPR 0.01 and 1.2e-5 at 0.05 (measured), its other metrics
+# and every other method's by < 3e-6.
 DEMO_CHANGE_BOUND = 1e-4
 
 
