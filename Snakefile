@@ -33,6 +33,7 @@ include: "workflow/rules/puad.smk"
 include: "workflow/rules/pni.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/official_maps.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -5,7 +5,8 @@ layout standing in for the datasets (at the default ``data_root``, ``resources/d
 the README's example of a data folder elsewhere). Long runs become dry runs: ``make X`` is
 ``make -n X`` and a Snakemake run of a real dataset gets ``-n``; a report of a real dataset, which needs
 that dataset's finished run, is checked as the dry run of the same target and config. A command fails
-the test on a non-zero exit or a Python traceback.
+the test on a non-zero exit or a Python traceback. MVTec's own evaluation scripts, which the README shows on
+the folders anomalyflow writes for them, are not distributed with anomalyflow: those commands are skipped.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def as_tested(command: str, data: Path) -> tuple[list[str], Path | None]:
         return argv, None
     if argv[0] == ".venv/bin/anomalyflow":
         return argv, None
+    if argv[0] == "python" and argv[1].endswith("_evaluation/evaluate_experiment.py"):
+        pytest.skip("MVTec's evaluation code comes with the datasets, not with anomalyflow; "
+                    "tests/test_official_maps.py checks the folders it reads")
     raise AssertionError(f"README command {command!r}: the test does not know how to run it; teach as_tested")
 
 

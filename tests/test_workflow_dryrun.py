@@ -99,3 +99,12 @@ def test_a_teacher_fetched_by_url_is_checked_and_replaces_distillation(workdir, 
                        "--configfile", "config/config.yaml", str(bad), check=False)
     assert result.returncode != 0 and "differs from the expected" in result.stderr
     assert not (workdir / "resources" / "teachers" / "imagenet" / "m.pth").exists()
+
+
+def test_official_maps_of_a_puad_method_plan_the_base_folder_and_a_link(workdir, tree):
+    """README, "Checking the numbers with MVTec's evaluation scripts": PUAD's folder links EfficientAD's."""
+    jobs, outputs = dry_run(workdir, "--cores", "8", "results/loco/official_maps/puad_s/breakfast_box", "--config",
+                            f"data_root={tree}")
+    assert jobs.count("official_maps") == 1 and jobs.count("official_maps_linked") == 1
+    assert "results/loco/official_maps/efficientad_s/breakfast_box" in outputs
+    assert not [o for o in outputs if o.endswith("metrics.csv")]  # the maps need no evaluation

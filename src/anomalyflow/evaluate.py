@@ -119,16 +119,22 @@ def _align_scores(scores: pd.DataFrame, test: pd.DataFrame, scores_path) -> pd.D
     return indexed.loc[test["path"]].reset_index()
 
 
-def _test_maps(maps_path, test: pd.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The test images' maps at ``size``² ``[N, size, size]`` and their frames ``[N, 4]``, in ``test``'s order."""
+def maps_of_test_images(maps_path: str | os.PathLike, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The maps of ``test``'s images (float32 ``[N, h, w]``, in ``test``'s row order) from the ``maps.npz`` at
+    ``maps_path`` and their frames ``[N, 4]``. Raises :class:`DataError` naming the first image without a map."""
     maps, paths, frames = read_maps(maps_path)
     position = {p: i for i, p in enumerate(paths)}
     missing = [p for p in test["path"] if p not in position]
     if missing:
         raise DataError(f"{maps_path}: no anomaly map for test image {missing[0]} ({len(missing)} missing)")
-    order = np.asarray([position[p] for p in test["path"]])
-    selected = resize(torch.from_numpy(maps[order]), size).numpy()
-    return selected, frames[order]
+    order = np.asarray([position[p] for p in test["path"]], dtype=np.int64)
+    return maps[order], frames[order]
+
+
+def _test_maps(maps_path, test: pd.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The test images' maps at ``size``² ``[N, size, size]`` and their frames ``[N, 4]``, in ``test``'s order."""
+    maps, frames = maps_of_test_images(maps_path, test)
+    return resize(torch.from_numpy(maps), size).numpy(), frames
 
 
 def _mask(paths: list[str], frame, size: int) -> np.ndarray:

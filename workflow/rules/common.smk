@@ -288,6 +288,28 @@ def defects_config(wildcards):
     return [f"{dataset_root(wildcards.dataset)}/{wildcards.category}/defects_config.json"]
 
 
+def own_maps_regex():
+    """A wildcard constraint matching the methods with maps of their own (all but PUAD, see maps_method)."""
+    puad = set(methods_of_family(config, "puad"))
+    names = [name for name in config.get("methods", {}) if name not in puad]
+    return "|".join(names) if names else "NO_METHOD_WITH_OWN_MAPS"
+
+
+def official_maps_wanted(wildcards):
+    """The official-layout map folders all.csv includes: every category x method when official_maps is true."""
+    if not config["official_maps"]:
+        return []
+    spec = ds(wildcards)
+    return expand("results/{dataset}/official_maps/{method}/{category}", dataset=wildcards.dataset,
+                  method=spec["methods"], category=spec["categories"])
+
+
+def linked_official_maps(wildcards):
+    """The official-layout folder of the method whose maps a PUAD method shows (its base EfficientAD)."""
+    base = maps_method(wildcards.dataset, wildcards.category, wildcards.method)
+    return f"results/{wildcards.dataset}/official_maps/{base}/{wildcards.category}"
+
+
 def provenance(wildcards):
     """Per category and method of the dataset, the weights and teacher its numbers come from (all.csv)."""
     spec = ds(wildcards)

@@ -29,6 +29,8 @@ rule aggregate:
         # Not read: the report's figures (report.smk) are built with every all.csv, so that
         # `snakemake --report` with the same target finds them.
         figures=report_figures,
+        # Not read either: the official-layout maps, when official_maps asks for them.
+        official_maps=official_maps_wanted,
     output:
         "results/{dataset}/all.csv",
     params:

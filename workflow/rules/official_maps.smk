@@ -1,0 +1,42 @@
+# Test-image maps in the layout of MVTec's own evaluation scripts (README: "Checking the numbers with MVTec's
+# evaluation scripts"): results/{dataset}/official_maps/{method}/{category}/test/{defect_type}/{image}.tiff.
+# Built when asked for, and by all.csv when the config's official_maps is true (they are large).
+
+
+rule official_maps:
+    input:
+        code=code("anomalyflow.official_maps"),
+        samples=samples_csv,
+        maps="results/{dataset}/{category}/{method}/maps.npz",
+    output:
+        directory("results/{dataset}/official_maps/{method}/{category}"),
+    wildcard_constraints:
+        method=own_maps_regex(),
+    log:
+        "logs/{dataset}/{category}/{method}/official_maps.log",
+    benchmark:
+        "benchmarks/{dataset}/{category}/{method}/official_maps.tsv"
+    resources:
+        **cpu_resources(4000, 60),
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/official_maps.py"
+
+
+# A PUAD method's maps are its base EfficientAD's: the same files, hard-linked (no extra space).
+rule official_maps_linked:
+    input:
+        code=code("anomalyflow.official_maps"),
+        maps=linked_official_maps,
+    output:
+        directory("results/{dataset}/official_maps/{method}/{category}"),
+    wildcard_constraints:
+        method=family_regex("puad"),
+    log:
+        "logs/{dataset}/{category}/{method}/official_maps.log",
+    localrule: True
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/official_maps_linked.py"
