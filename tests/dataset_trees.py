@@ -45,16 +45,21 @@ def loco(root: Path) -> Path:
     return base
 
 
-def mvtec_ad(root: Path) -> Path:
-    base = root / "mvtec_anomaly_detection"
-    for category in MVTEC_AD:
+def _train_test(base: Path, categories: list[str], normal: str, defect: str, name: str, mask_name: str) -> Path:
+    """MVTec AD and BTAD: ``train/<normal>``, ``test/{<normal>,<defect>}``, ``ground_truth/<defect>``;
+    ``name``/``mask_name`` format an index into file names."""
+    for category in categories:
         for i in range(7):
-            _image(base / category / "train" / "good" / f"{i:03d}.png", 80 + i)
-        _image(base / category / "test" / "good" / "000.png", 70)
+            _image(base / category / "train" / normal / name.format(i), 80 + i)
+        _image(base / category / "test" / normal / name.format(0), 70)
         for i in range(2):
-            _image(base / category / "test" / "crack" / f"{i:03d}.png", 150 + i)
-            _mask(base / category / "ground_truth" / "crack" / f"{i:03d}_mask.png")
+            _image(base / category / "test" / defect / name.format(i), 150 + i)
+            _mask(base / category / "ground_truth" / defect / mask_name.format(i))
     return base
+
+
+def mvtec_ad(root: Path) -> Path:
+    return _train_test(root / "mvtec_anomaly_detection", MVTEC_AD, "good", "crack", "{:03d}.png", "{:03d}_mask.png")
 
 
 def visa(root: Path) -> Path:
@@ -77,15 +82,7 @@ def visa(root: Path) -> Path:
 
 
 def btad(root: Path) -> Path:
-    base = root / "BTech_Dataset_transformed"
-    for category in BTAD:
-        for i in range(7):
-            _image(base / category / "train" / "ok" / f"{i:04d}.bmp", 80 + i)
-        _image(base / category / "test" / "ok" / "0000.bmp", 70)
-        for i in range(2):
-            _image(base / category / "test" / "ko" / f"{i:04d}.bmp", 150 + i)
-            _mask(base / category / "ground_truth" / "ko" / f"{i:04d}.png")
-    return base
+    return _train_test(root / "BTech_Dataset_transformed", BTAD, "ok", "ko", "{:04d}.bmp", "{:04d}.png")
 
 
 def imagenet(root: Path) -> Path:
