@@ -81,3 +81,22 @@ def test_real_scale_chain(bench_modules, tmp_path):
     module, record = _real_scale(bench_modules, tmp_path)
     assert [r["stage"] for r in record["results"]] == [stage.name for stage in module.STAGES]
     assert all(r["full_s"] is not None for r in record["results"])
+
+
+def test_compare_runs_finds_a_changed_score_and_a_changed_map(bench_modules, tmp_path):
+    import numpy as np
+
+    compare_runs = bench_modules("compare_runs")
+    for run in ("a", "b"):
+        folder = tmp_path / run / "results" / "demo" / "tray" / "m"
+        folder.mkdir(parents=True)
+        (folder / "scores.csv").write_text("path,score\nx.png,0.5\n")
+        np.savez_compressed(folder / "maps.npz", maps=np.ones((2, 4, 4), np.float32))
+        (tmp_path / run / "results" / "demo" / "all.csv").write_text("method,image_auroc\nm,0.9\n")
+    assert compare_runs.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0  # zip timestamps differ: fine
+    changed = tmp_path / "b" / "results" / "demo" / "tray" / "m"
+    (changed / "scores.csv").write_text("path,score\nx.png,0.50000001\n")
+    np.savez_compressed(changed / "maps.npz", maps=np.nextafter(np.ones((2, 4, 4), np.float32), 2))
+    problems = compare_runs.compare(tmp_path / "a", tmp_path / "b", "demo")
+    assert problems == ["tray/m/maps.npz: array 'maps' differs (float32(2, 4, 4) vs float32(2, 4, 4))",
+                        "tray/m/scores.csv: bytes differ"]
