@@ -29,7 +29,7 @@ def test_editing_puad_reruns_only_puad_jobs(run):
 
 
 def test_editing_the_feature_module_reruns_the_methods_that_use_it(run):
-    _touch_source(run, "pni/coreset.py")
+    _touch_source(run, "patches/coreset.py")
     jobs = set(planned_jobs(run))
     assert {"patchcore_fit", "patchcore_score"} <= jobs
     assert not jobs & {"train_efficientad", "efficientad_score", "synth_demo_tray", "samples"}

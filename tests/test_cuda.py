@@ -19,8 +19,8 @@ from anomalyflow.efficientad.train import efficientad_losses, train_efficientad
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn, pdn_small
 from anomalyflow.patchcore import fit_patchcore
-from anomalyflow.pni.coreset import greedy_coreset
-from anomalyflow.pni.memory import MemoryBank, faiss_gpu_available
+from anomalyflow.patches.coreset import greedy_coreset
+from anomalyflow.patches.memory import MemoryBank, faiss_gpu_available
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
 from anomalyflow.scoring import load_model
 

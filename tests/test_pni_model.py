@@ -5,9 +5,9 @@ from pni_helpers import TINY, tiny_dataset
 
 from anomalyflow import scoring
 from anomalyflow.errors import ConfigError, DataError
+from anomalyflow.patches.nearest import distances
 from anomalyflow.pni.gates import score
 from anomalyflow.pni.model import PNI
-from anomalyflow.pni.nearest import distances
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
 from anomalyflow.scoring import load_model, score_category
 

@@ -1,7 +1,7 @@
 """PatchCore baseline (Roth et al., CVPR 2022): a coreset memory bank of locally aware patch features.
 
-Fit: patch features of every training normal (:mod:`anomalyflow.pni.features`), greedy k-center
-coreset (:mod:`anomalyflow.pni.coreset`), stored as an exact faiss index. Score: each test patch's
+Fit: patch features of every training normal (:mod:`anomalyflow.patches.features`), greedy k-center
+coreset (:mod:`anomalyflow.patches.coreset`), stored as an exact faiss index. Score: each test patch's
 mean distance to its ``num_neighbors`` nearest bank entries gives the patch map; the image score is
 the map's maximum (before upsampling, as PatchCore does); the map is resized to the input size and
 blurred with σ = ``blur_sigma``. PNI extends this with position and neighbourhood terms.
@@ -28,9 +28,9 @@ from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
 from anomalyflow.params import with_defaults
-from anomalyflow.pni.coreset import coreset_size, greedy_coreset
-from anomalyflow.pni.features import PatchFeatures
-from anomalyflow.pni.memory import MemoryBank
+from anomalyflow.patches.coreset import coreset_size, greedy_coreset
+from anomalyflow.patches.features import PatchFeatures
+from anomalyflow.patches.memory import MemoryBank
 
 log = get_logger(__name__)
 

@@ -16,7 +16,7 @@ from anomalyflow.config import (
     teacher_params,
     validate_config,
 )
-from anomalyflow.aggregate import method_provenance
+from anomalyflow.results_table import method_provenance
 from anomalyflow.data.clutter import planned_clutter_files
 from anomalyflow.data.layouts import category_files, files_fingerprint, layout_module_name
 from anomalyflow.data.public import require_dataset

@@ -25,7 +25,7 @@ rule evaluate:
 rule aggregate:
     input:
         metrics=all_metrics,
-        code=code("anomalyflow.aggregate"),
+        code=code("anomalyflow.results_table"),
         # Not read: the report's figures (report.smk) are built with every all.csv, so that
         # `snakemake --report` with the same target finds them.
         figures=report_figures,

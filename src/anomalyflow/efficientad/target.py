@@ -11,7 +11,7 @@ stride 16 (1024 × 32×32). Two variants, whose targets differ, so their teacher
 - ``"n"`` (the EfficientAD code, PatchCore's extractor): every layer's 3×3 neighbourhood is unfolded
   (zero padding 1), layer3's unfolded maps are upsampled to layer2's grid, each layer's C·9 vector
   is pooled to 1024, the two are concatenated (2048) and pooled to 384 — exactly
-  :func:`anomalyflow.pni.features.aggregate` with patch 3, layer dim 1024, embed dim 384.
+  :func:`anomalyflow.patches.features.combine_layers` with patch 3, layer dim 1024, embed dim 384.
 
 Output: ``[B, 384, H/8, W/8]``, i.e. ``[B, 384, 64, 64]`` for a 512² input, the grid of a padded PDN
 on 256².
@@ -27,7 +27,7 @@ from torch import nn
 
 from anomalyflow.errors import ConfigError
 from anomalyflow.nets.backbones import LayerExtractor, build_backbone
-from anomalyflow.pni.features import aggregate
+from anomalyflow.patches.features import combine_layers
 
 VARIANTS = ("p", "n")
 
@@ -69,7 +69,7 @@ class TeacherTarget(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         layer2, layer3 = self.extractor(images)
         if self.variant == "n":
-            features = aggregate([layer2, layer3], patch_size=3, layer_dim=1024, embed_dim=self.out_channels)
+            features = combine_layers([layer2, layer3], patch_size=3, layer_dim=1024, embed_dim=self.out_channels)
             return features.permute(0, 3, 1, 2).contiguous()
         b, _, h, w = layer2.shape
         upsampled = F.interpolate(layer3, size=(h, w), mode="bilinear", align_corners=False)

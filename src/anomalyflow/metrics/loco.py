@@ -39,16 +39,16 @@ import numpy as np
 import torch
 
 from anomalyflow.errors import DataError
-from anomalyflow.metrics.auroc import (
+from anomalyflow.metrics.arrays import (
     Array,
     ArrayLike,
     as_array,
     binary_masks,
     float_scores,
-    image_auroc,
     like,
     to_numpy,
 )
+from anomalyflow.metrics.auroc import image_auroc
 from anomalyflow.metrics.pro import area_to_limit, check_fpr_limit, image_stack_shape, overlap_curve
 
 __all__ = ["auc_spro", "loco_image_aurocs", "saturation_areas", "spro_curve"]

@@ -41,9 +41,11 @@ from anomalyflow.config import load_json
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.params import with_defaults
+from anomalyflow.patches.features import PatchFeatures
+from anomalyflow.patches.memory import MemoryBank
+from anomalyflow.patches.nearest import block_rows, distances, nearest
 from anomalyflow.pni import gates
 from anomalyflow.pni.banks import Banks, select_banks
-from anomalyflow.pni.features import PatchFeatures
 from anomalyflow.pni.geometry import (
     Frame,
     border,
@@ -53,8 +55,6 @@ from anomalyflow.pni.geometry import (
     patch_map_to_pixels,
     pni_transform,
 )
-from anomalyflow.pni.memory import MemoryBank
-from anomalyflow.pni.nearest import block_rows, distances, nearest
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, neighbour_probabilities, train_mlp
 from anomalyflow.pni.position import load_counts, position_counts, position_gate, save_counts
 from anomalyflow.state_files import load_into, load_state

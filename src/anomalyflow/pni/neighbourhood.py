@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
-from anomalyflow.pni.nearest import nearest
+from anomalyflow.patches.nearest import nearest
 from anomalyflow.precision import amp_dtype, autocast, grad_scaler
 
 log = get_logger(__name__)

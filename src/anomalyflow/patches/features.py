@@ -5,7 +5,7 @@ deeper layers' unfolded maps are resized bilinearly, one kernel element at a tim
 the first layer; each layer's C·p² vector is reduced to ``layer_dim`` by 1-D adaptive average pooling
 (channel-major order, so with layer_dim = C this is a p×p mean per channel); the layers are
 concatenated and pooled once more to ``embed_dim``. (That is the definition, as PatchCore computes it;
-:func:`aggregate` pools before it resizes, which gives the same numbers with p² times less work.)
+:func:`combine_layers` pools before it resizes, which gives the same numbers with p² times less work.)
 The result is one E-dimensional vector per position of the first layer's grid (stride 8 for layer2).
 """
 
@@ -49,10 +49,10 @@ class PatchFeatures(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         maps = self.extractor(images)
-        return aggregate(maps, self.patch_size, self.layer_dim, self.embed_dim)
+        return combine_layers(maps, self.patch_size, self.layer_dim, self.embed_dim)
 
 
-def aggregate(maps: Sequence[torch.Tensor], patch_size: int, layer_dim: int, embed_dim: int) -> torch.Tensor:
+def combine_layers(maps: Sequence[torch.Tensor], patch_size: int, layer_dim: int, embed_dim: int) -> torch.Tensor:
     """PatchCore's aggregation of layer maps ``[B,C_l,h_l,w_l]`` into ``[B, h_0, w_0, embed_dim]``."""
     reference = maps[0].shape[-2:]
     pooled = []

@@ -2,7 +2,7 @@
 
 Banks are stored as ``IndexFlatL2`` files (exact; PNI and PatchCore use no approximate index). Searches
 run on faiss's GPU index when the installed faiss has GPU support and the device is CUDA; otherwise as
-chunked matmuls in torch (:mod:`anomalyflow.pni.nearest`) on the bank's device, which measured 3.6x
+chunked matmuls in torch (:mod:`anomalyflow.patches.nearest`) on the bank's device, which measured 3.6x
 faster than faiss-cpu's flat search on the 2-core development machine (8,192 queries x 20,480 entries
 x 1,536 dims: 3.15 s vs 11.4 s, same neighbours, distances within 1e-5). :func:`search` returns
 Euclidean distances, recomputed as ``‖x − c‖`` for the neighbours found (:func:`exact_distances`).
@@ -18,7 +18,7 @@ import torch
 
 from anomalyflow.atomic import atomic_path
 from anomalyflow.errors import AnomalyflowError, DataError
-from anomalyflow.pni.nearest import DEFAULT_BLOCK, k_nearest
+from anomalyflow.patches.nearest import DEFAULT_BLOCK, k_nearest
 
 # Faiss GPU k-selection is limited to k ≤ 2048 (PNI C6 notes the same limit); larger k stays on CPU.
 GPU_MAX_K = 2048

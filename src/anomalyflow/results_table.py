@@ -1,4 +1,4 @@
-"""``results/{dataset}/all.csv``: every category × method metric row, plus one mean row per method.
+"""The results table ``results/{dataset}/all.csv``: every category × method metric row, plus one mean row per method.
 
 The mean row is the plain mean over categories of each metric, which is how the PUAD, EfficientAD and
 PNI papers average their per-category tables (e.g. the LOCO mean image AUROC is the mean of the five
@@ -21,7 +21,7 @@ from anomalyflow.errors import ConfigError, DataError, user_errors
 KEY_COLUMNS = ["dataset", "category", "method"]
 
 
-def aggregate(metric_paths: Sequence[str | os.PathLike],
+def results_table(metric_paths: Sequence[str | os.PathLike],
               provenance: Sequence[Mapping[str, str]] | None = None) -> pd.DataFrame:
     """Concatenate per-category metric files and append one ``mean`` row per method.
 
@@ -37,7 +37,7 @@ def aggregate(metric_paths: Sequence[str | os.PathLike],
         except (FileNotFoundError, pd.errors.EmptyDataError):
             raise DataError(f"{path}: metrics file missing or empty; rerun its evaluate job") from None
     if not frames:
-        raise DataError("no metrics to aggregate")
+        raise DataError("no metrics files: the results table needs at least one")
     table = pd.concat(frames, ignore_index=True)
     metric_columns = [c for c in table.columns if c not in KEY_COLUMNS]
     means = (table.groupby(["dataset", "method"], sort=False)[metric_columns].mean(numeric_only=True)
@@ -88,7 +88,7 @@ def method_provenance(config: dict, dataset: str, category: str, method: str) ->
     return f"{params.get('backbone')} (weights {params['weights']})"
 
 
-def write_all(path: str | os.PathLike, table: pd.DataFrame) -> None:
+def write_results_table(path: str | os.PathLike, table: pd.DataFrame) -> None:
     write_csv(path, table, float_format="%.6f")
 
 
@@ -103,7 +103,7 @@ def format_table(table: pd.DataFrame) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m anomalyflow.aggregate")
+    parser = argparse.ArgumentParser(prog="python -m anomalyflow.results_table")
     parser.add_argument("--show", required=True, help="an all.csv to print")
     args = parser.parse_args(argv)
     with user_errors():

@@ -4,7 +4,7 @@ PNI's banks hold a few thousand entries (|C_emb| ≈ 6.5k, |C_dist| = 2048), so 
 distances to every entry fit in memory chunk by chunk, and the gates of C6 need all of them anyway.
 The official code runs these searches with faiss on the CPU (k = |C_emb|, beyond the GPU's k ≤ 2048);
 here they are ``‖x‖² − 2x·c + ‖c‖²`` on whatever device the features are on. The files on disk stay
-faiss flat indexes (:class:`~anomalyflow.pni.memory.MemoryBank`), as in C3.
+faiss flat indexes (:class:`~anomalyflow.patches.memory.MemoryBank`), as in C3.
 """
 
 from __future__ import annotations
