@@ -98,28 +98,28 @@ class Stage:
 
 
 STAGES = [
-    Stage("samples", "samples", "full", threads="rule"),
+    Stage("samples", "data_samples", "full", threads="rule"),
     Stage("patchcore_fit", "patchcore_fit", "full", ("samples",)),
     Stage("patchcore_score", "patchcore_score", "full", ("patchcore_fit",)),
-    Stage("imagenet_stats", "imagenet_stats", "images", shared=True),
-    *[Stage(f"distill_{s}", "distill_teacher", "steps", ("imagenet_stats",), shared=True, size=s,
+    Stage("imagenet_stats", "teacher_stats", "images", shared=True),
+    *[Stage(f"distill_{s}", "teacher_distill", "steps", ("imagenet_stats",), shared=True, size=s,
             handler="distill") for s in "sm"],
     *[stage for s in "sm" for stage in (
-        Stage(f"efficientad_{s}_train", "train_efficientad", "steps", ("samples", f"distill_{s}"), size=s,
+        Stage(f"efficientad_{s}_train", "efficientad_fit", "steps", ("samples", f"distill_{s}"), size=s,
               handler="efficientad_train"),
-        Stage(f"efficientad_{s}_quantiles", "efficientad_quantiles", "full", (f"efficientad_{s}_train",), size=s,
+        Stage(f"efficientad_{s}_quantiles", "efficientad_fit_quantiles", "full", (f"efficientad_{s}_train",), size=s,
               handler="efficientad_quantiles"),
         Stage(f"efficientad_{s}_score", "efficientad_score", "full", (f"efficientad_{s}_quantiles",), size=s,
               handler="efficientad_score"),
-        Stage(f"puad_{s}_fit", "fit_puad", "full", (f"efficientad_{s}_quantiles",), size=s, handler="puad_fit"),
-        Stage(f"puad_{s}_score", "score_puad", "full", (f"puad_{s}_fit",), size=s, handler="puad_score"))],
+        Stage(f"puad_{s}_fit", "puad_fit", "full", (f"efficientad_{s}_quantiles",), size=s, handler="puad_fit"),
+        Stage(f"puad_{s}_score", "puad_score", "full", (f"puad_{s}_fit",), size=s, handler="puad_score"))],
     Stage("pni_memory", "pni_fit_memory", "full", ("samples",)),
     Stage("pni_mlp", "pni_fit_mlp", "stopped", ("pni_memory",)),
     Stage("pni_score", "pni_score", "full", ("pni_mlp",)),
-    Stage("refiner_train", "train_refiner", "images+steps", ("pni_mlp",)),
-    Stage("refine", "refine", "full", ("refiner_train",)),
-    Stage("ensemble", "ensemble", "full", ("pni_score",), threads="one"),
-    Stage("evaluate", "evaluate", "full", ("ensemble",), threads="one"),
+    Stage("refiner_train", "pni_refined_fit", "images+steps", ("pni_mlp",)),
+    Stage("refine", "pni_refined_score", "full", ("refiner_train",)),
+    Stage("ensemble", "ensemble_score", "full", ("pni_score",), threads="one"),
+    Stage("evaluate", "results_metrics", "full", ("ensemble",), threads="one"),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -423,8 +423,9 @@ class Chain:
     def stage_efficientad_quantiles(self, stage: Stage) -> dict:
         method = f"efficientad_{stage.size}"
         folder = self.model(method)
-        run = self.run(stage.name, "anomalyflow.efficientad.stages:fit_quantiles", str(folder), self.samples,
-                       str(folder / "quantiles.json"), self.params[method], device=self.device, num_workers=0)
+        run = self.run(stage.name, "anomalyflow.efficientad.stages:fit_efficientad_quantiles", str(folder),
+                       self.samples, str(folder / "quantiles.json"), self.params[method], device=self.device,
+                       num_workers=0)
         return {"what": f"{self.counts()['validation']} validation images", "runs": [run]}
 
     def stage_efficientad_score(self, stage: Stage) -> dict:
@@ -498,7 +499,7 @@ class Chain:
         runs = []
         for k in self.args.refiner_images:
             subset = subset_samples(Path(self.samples), self.folder / f"samples_{k}train.csv", k)
-            runs.append(self.run(stage.name, "anomalyflow.pni.refine:train_refiner", str(subset),
+            runs.append(self.run(stage.name, "anomalyflow.pni.refine:fit_pni_refined", str(subset),
                                  str(self.model(params["base"])), str(self.model("pni_refined")),
                                  {**self.with_weights("pni_refined", "densenet161"), "iterations": n},
                                  label=f"{stage.name}_{k}", device=self.device, num_workers=0))

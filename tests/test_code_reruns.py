@@ -22,9 +22,9 @@ def test_editing_puad_reruns_only_puad_jobs(run):
     _touch_source(run, "puad.py")
     jobs, outputs = dry_run(run)
     # (+ the report's figures, which show PUAD's scores)
-    assert sorted(set(jobs)) == ["aggregate", "all", "evaluate", "fit_puad", "report_category", "report_summary",
-                                 "score_puad"]
-    assert jobs.count("fit_puad") == 2 and jobs.count("evaluate") == 2  # both categories, PUAD only
+    assert sorted(set(jobs)) == ["all", "puad_fit", "puad_score", "report_category", "report_summary",
+                                 "results_metrics", "results_table"]
+    assert jobs.count("puad_fit") == 2 and jobs.count("results_metrics") == 2  # both categories, PUAD only
     assert all("/puad_s/" in o or "/figures/" in o or o.endswith("all.csv") for o in outputs)
 
 
@@ -32,4 +32,4 @@ def test_editing_the_feature_module_reruns_the_methods_that_use_it(run):
     _touch_source(run, "patches/coreset.py")
     jobs = set(planned_jobs(run))
     assert {"patchcore_fit", "patchcore_score"} <= jobs
-    assert not jobs & {"train_efficientad", "efficientad_score", "synth_demo_tray", "samples"}
+    assert not jobs & {"efficientad_fit", "efficientad_score", "data_synth_demo_tray", "data_samples"}

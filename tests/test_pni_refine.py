@@ -5,7 +5,7 @@ from pni_helpers import TINY, tiny_dataset
 
 from anomalyflow import scoring
 from anomalyflow.errors import ConfigError
-from anomalyflow.pni.refine import RefinedPNI, fit_refiner, train_refiner
+from anomalyflow.pni.refine import RefinedPNI, fit_pni_refined, train_refinement_net
 from anomalyflow.pni.refinement_net import RefinementNet, forward_differences, refinement_loss
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
 from anomalyflow.pni.synthetic_anomalies import synthesize
@@ -86,7 +86,7 @@ def test_a_few_steps_lower_the_loss(net):
             return refinement_loss(inputs + net.train()(images, inputs), masks).item()
 
     before = loss()
-    history = fit_refiner(net, images, inputs, masks, iterations=3, batch_size=2, lr=1e-3, log_every=1)
+    history = train_refinement_net(net, images, inputs, masks, iterations=3, batch_size=2, lr=1e-3, log_every=1)
     assert len(history) == 3 and history[0]["loss"] == pytest.approx(before, rel=1e-4)
     assert loss() < before
 
@@ -121,7 +121,7 @@ def test_refined_model_blends_into_the_pni_map(tiny_pni, net):
 
 def test_train_refiner_and_score_the_refined_model(tiny_pni, tmp_path, monkeypatch):
     root, samples, pni = tiny_pni
-    history = train_refiner(samples, root / "pni", tmp_path / "refined",
+    history = fit_pni_refined(samples, root / "pni", tmp_path / "refined",
                             {"refine_size": 32, "iterations": 2, "batch_size": 2, "log_every": 1,
                              "synthetic_per_image": 1}, device="cpu")
     assert [h["step"] for h in history] == [1, 2]

@@ -1,7 +1,7 @@
 # Ensembles: any methods of one category, maps normalised on validation normals and averaged.
 
 
-rule ensemble:
+rule ensemble_score:
     input:
         code=code("anomalyflow.ensemble"),
         samples=samples_csv,
@@ -16,10 +16,10 @@ rule ensemble:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/ensemble.log",
+        "logs/{dataset}/{category}/{method}/ensemble_score.log",
     resources:
         **cpu_resources(8000, 30),
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/ensemble.py"
+        "../scripts/ensemble_score.py"

@@ -14,9 +14,9 @@ rule patchcore_fit:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit.log",
+        "logs/{dataset}/{category}/{method}/patchcore_fit.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit.tsv"
+        "benchmarks/{dataset}/{category}/{method}/patchcore_fit.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 60),
@@ -40,9 +40,9 @@ rule patchcore_score:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/score.log",
+        "logs/{dataset}/{category}/{method}/patchcore_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+        "benchmarks/{dataset}/{category}/{method}/patchcore_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(16000, 30),

@@ -15,9 +15,9 @@ rule pni_fit_memory:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit_memory.log",
+        "logs/{dataset}/{category}/{method}/pni_fit_memory.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit_memory.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_fit_memory.tsv"
     threads: threads_of
     resources:
         **gpu_resources(64000, 120),
@@ -40,9 +40,9 @@ rule pni_fit_mlp:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit_mlp.log",
+        "logs/{dataset}/{category}/{method}/pni_fit_mlp.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit_mlp.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_fit_mlp.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 240),
@@ -66,9 +66,9 @@ rule pni_score:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/score.log",
+        "logs/{dataset}/{category}/{method}/pni_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 60),
@@ -78,7 +78,7 @@ rule pni_score:
         "../scripts/score.py"
 
 
-rule train_refiner:
+rule pni_refined_fit:
     input:
         samples=samples_csv,
         base=pni_base_files,
@@ -91,19 +91,19 @@ rule train_refiner:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/train_refiner.log",
+        "logs/{dataset}/{category}/{method}/pni_refined_fit.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/train_refiner.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_refined_fit.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 12 * 60),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/train_refiner.py"
+        "../scripts/pni_refined_fit.py"
 
 
-rule refine:
+rule pni_refined_score:
     input:
         multiext("results/{dataset}/{category}/{method}/", "refiner.pt", "refiner.json"),
         samples=samples_csv,
@@ -118,9 +118,9 @@ rule refine:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/refine.log",
+        "logs/{dataset}/{category}/{method}/pni_refined_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/refine.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_refined_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 60),

@@ -1,7 +1,7 @@
 # PUAD: a Gaussian on EfficientAD's pooled student features, fused with its score by z-scores.
 
 
-rule fit_puad:
+rule puad_fit:
     input:
         code=code("anomalyflow.puad"),
         samples=samples_csv,
@@ -14,19 +14,19 @@ rule fit_puad:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit.log",
+        "logs/{dataset}/{category}/{method}/puad_fit.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit.tsv"
+        "benchmarks/{dataset}/{category}/{method}/puad_fit.tsv"
     threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/fit_puad.py"
+        "../scripts/puad_fit.py"
 
 
-rule score_puad:
+rule puad_score:
     input:
         code=scorer_code("puad"),
         samples=samples_csv,
@@ -40,9 +40,9 @@ rule score_puad:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/score.log",
+        "logs/{dataset}/{category}/{method}/puad_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+        "benchmarks/{dataset}/{category}/{method}/puad_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(16000, 30),

@@ -1,7 +1,7 @@
 from anomalyflow.jobs import job
 from anomalyflow.viz import write_category_figures
 
-with job(snakemake.log[0], name="report"):
+with job(snakemake.log[0], name="report_category"):
     methods = snakemake.params.methods
     write_category_figures(
         snakemake.input.samples,

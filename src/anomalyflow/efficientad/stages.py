@@ -66,8 +66,9 @@ def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike,
     )
 
 
-def fit_quantiles(model_dir: str | os.PathLike, samples_path: str | os.PathLike, out_path: str | os.PathLike,
-                  params: dict, *, device: str = "auto", num_workers: int = 0) -> None:
+def fit_efficientad_quantiles(model_dir: str | os.PathLike, samples_path: str | os.PathLike,
+                              out_path: str | os.PathLike, params: dict, *, device: str = "auto",
+                              num_workers: int = 0) -> None:
     """The map quantiles: validation normals (A6), or the imported official folder's own (``params`` as
     :func:`fit_efficientad`'s)."""
     check_known(params, PARAMETERS, what="efficientad")

@@ -108,7 +108,7 @@ def pni_maps(model: PNI, images: torch.Tensor, batch_size: int) -> torch.Tensor:
         maps, images)])
 
 
-def train_refiner(samples_path: str | os.PathLike, pni_model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+def fit_pni_refined(samples_path: str | os.PathLike, pni_model_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   params: dict, *, device: str | torch.device = "auto", num_workers: int = 0) -> list[dict]:
     """Stage: synthetic anomalies on training normals → PNI maps → refiner; writes the ``pni_refined`` folder."""
     p = resolve_refine_params(params)
@@ -131,7 +131,7 @@ def train_refiner(samples_path: str | os.PathLike, pni_model_dir: str | os.PathL
     inputs = resize((maps - lo) / (hi - lo), size).unsqueeze(1)
     targets = F.interpolate(synthetic.masks.float().unsqueeze(1), size=(size, size), mode="nearest")
     net = RefinementNet(p["weights"]).to(device)
-    history = fit_refiner(net, images, inputs, targets, iterations=p["iterations"], batch_size=p["batch_size"],
+    history = train_refinement_net(net, images, inputs, targets, iterations=p["iterations"], batch_size=p["batch_size"],
                           lr=p["lr"], seed=p["seed"], device=device, amp=p["amp"], log_every=p["log_every"])
     folder = Path(out_dir)
     save_torch(folder / "refiner.pt", {k: v.detach().cpu() for k, v in net.state_dict().items()})
@@ -143,7 +143,7 @@ def train_refiner(samples_path: str | os.PathLike, pni_model_dir: str | os.PathL
     return history
 
 
-def fit_refiner(net: RefinementNet, images: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, *,
+def train_refinement_net(net: RefinementNet, images: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor, *,
                 iterations: int, batch_size: int = 8, lr: float = 1e-4, seed: int = 0,
                 device: torch.device | str = "cpu", amp: bool = True, log_every: int = 100) -> list[dict]:
     """Adam on ``refinement_loss(m̂ + net(x, m̂), mask)``; tensors ``[S, C, size, size]`` on any device."""
@@ -240,4 +240,5 @@ class RefinedPNI:
         return scores, refined
 
 
-__all__ = ["REFINE_DEFAULTS", "RefinedPNI", "fit_refiner", "pni_maps", "resolve_refine_params", "train_refiner"]
+__all__ = ["REFINE_DEFAULTS", "RefinedPNI", "fit_pni_refined", "pni_maps", "resolve_refine_params",
+           "train_refinement_net"]

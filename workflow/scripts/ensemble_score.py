@@ -1,7 +1,7 @@
 from anomalyflow.ensemble import ensemble_category
 from anomalyflow.jobs import job
 
-with job(snakemake.log[0], name="ensemble"):
+with job(snakemake.log[0], name="ensemble_score"):
     params = snakemake.params.method
     ensemble_category(
         snakemake.input.samples,

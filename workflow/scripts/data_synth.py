@@ -4,7 +4,7 @@ from pathlib import Path
 from anomalyflow.data.synth import generate
 from anomalyflow.jobs import job
 
-with job(snakemake.log[0], name="synth"):
+with job(snakemake.log[0], name="data_synth"):
     # Every output lies under <root>/<category>/.
     root = Path(os.path.commonpath(snakemake.output)).parent
     generate(root, categories=[snakemake.params.category], **snakemake.params.spec)

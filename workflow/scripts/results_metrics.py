@@ -1,7 +1,7 @@
 from anomalyflow.evaluate import evaluate_category, write_metrics
 from anomalyflow.jobs import job
 
-with job(snakemake.log[0], name="evaluate"):
+with job(snakemake.log[0], name="results_metrics"):
     metrics = evaluate_category(
         snakemake.input.samples,
         snakemake.input.scores,

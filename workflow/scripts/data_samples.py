@@ -2,7 +2,7 @@ from anomalyflow.data.check import verified_samples
 from anomalyflow.data.table import write_samples
 from anomalyflow.jobs import job
 
-with job(snakemake.log[0], name="samples"):
+with job(snakemake.log[0], name="data_samples"):
     validation = snakemake.params.validation
     table = verified_samples(
         snakemake.params.layout,

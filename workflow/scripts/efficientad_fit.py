@@ -4,7 +4,7 @@ from anomalyflow.config import method_params
 from anomalyflow.efficientad.stages import fit_efficientad
 from anomalyflow.jobs import job
 
-with job(snakemake.log[0], name="train_efficientad", threads=snakemake.threads):
+with job(snakemake.log[0], name="efficientad_fit", threads=snakemake.threads):
     w = snakemake.wildcards
     fit_efficientad(
         snakemake.input.samples,

@@ -1,10 +1,10 @@
 from pathlib import Path
 
-from anomalyflow.efficientad.stages import fit_quantiles
+from anomalyflow.efficientad.stages import fit_efficientad_quantiles
 from anomalyflow.jobs import job
 
-with job(snakemake.log[0], name="efficientad_quantiles", threads=snakemake.threads):
-    fit_quantiles(
+with job(snakemake.log[0], name="efficientad_fit_quantiles", threads=snakemake.threads):
+    fit_efficientad_quantiles(
         Path(snakemake.output[0]).parent,
         snakemake.input.samples,
         snakemake.output[0],

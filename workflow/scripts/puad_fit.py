@@ -3,7 +3,7 @@ from pathlib import Path
 from anomalyflow.jobs import job
 from anomalyflow.puad import fit_puad
 
-with job(snakemake.log[0], name="fit_puad", threads=snakemake.threads):
+with job(snakemake.log[0], name="puad_fit", threads=snakemake.threads):
     fit_puad(
         snakemake.input.samples,
         Path(snakemake.input.base[0]).parent,

@@ -2,7 +2,7 @@ from anomalyflow.efficientad.imagenet_stats import compute_imagenet_stats
 from anomalyflow.jobs import job
 from anomalyflow.nets.backbones import resolve_weights
 
-with job(snakemake.log[0], name="imagenet_stats", threads=snakemake.threads):
+with job(snakemake.log[0], name="teacher_stats", threads=snakemake.threads):
     t = snakemake.params.teacher
     compute_imagenet_stats(
         snakemake.params.images,

@@ -2,7 +2,7 @@ from anomalyflow.efficientad.distill import distill_teacher
 from anomalyflow.jobs import job
 from anomalyflow.nets.backbones import resolve_weights
 
-with job(snakemake.log[0], name="distill_teacher", threads=snakemake.threads):
+with job(snakemake.log[0], name="teacher_distill", threads=snakemake.threads):
     t = snakemake.params.teacher
     distill_teacher(
         snakemake.params.images,

@@ -2,11 +2,11 @@ from pathlib import Path
 
 from anomalyflow.jobs import job
 from anomalyflow.nets.backbones import resolve_weights
-from anomalyflow.pni.refine import train_refiner
+from anomalyflow.pni.refine import fit_pni_refined
 
-with job(snakemake.log[0], name="train_refiner", threads=snakemake.threads):
+with job(snakemake.log[0], name="pni_refined_fit", threads=snakemake.threads):
     params = snakemake.params.method
-    train_refiner(
+    fit_pni_refined(
         snakemake.input.samples,
         Path(snakemake.input.base[0]).parent,
         Path(snakemake.output[0]).parent,

@@ -1,7 +1,7 @@
 # Metrics per category x method, then the dataset table results/{dataset}/all.csv.
 
 
-rule evaluate:
+rule results_metrics:
     input:
         code=code("anomalyflow.evaluate"),
         samples=samples_csv,
@@ -13,16 +13,16 @@ rule evaluate:
     params:
         evaluation=lambda wc: evaluation_params(config, wc.dataset),
     log:
-        "logs/{dataset}/{category}/{method}/evaluate.log",
+        "logs/{dataset}/{category}/{method}/results_metrics.log",
     resources:
         **cpu_resources(8000, 30),
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/evaluate.py"
+        "../scripts/results_metrics.py"
 
 
-rule aggregate:
+rule results_table:
     input:
         metrics=all_metrics,
         code=code("anomalyflow.results_table"),
@@ -36,9 +36,9 @@ rule aggregate:
     params:
         provenance=provenance,
     log:
-        "logs/{dataset}/aggregate.log",
+        "logs/{dataset}/results_table.log",
     localrule: True
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/aggregate.py"
+        "../scripts/results_table.py"
