@@ -324,7 +324,7 @@ class Chain:
 
     def score(self, stage: str, method: str, maps: bool = True) -> dict:
         folder = self.model(method)
-        return self.run(stage, "anomalyflow.scoring:score_category", str(folder), self.samples,
+        return self.run(stage, "anomalyflow.families:score_folder", str(folder), self.samples,
                         str(folder / "scores.csv"), str(folder / "maps.npz") if maps else None, device=self.device,
                         num_workers=0)
 

@@ -489,22 +489,22 @@ def test_constant_training_images_give_finite_patchcore_scores(tmp_path):
     """A constant training set is legal for PatchCore (any deviation is anomalous): finite scores, no NaN."""
     from test_patchcore import PARAMS, _dataset
 
+    from anomalyflow.families import score_folder
     from anomalyflow.patchcore import fit_patchcore
-    from anomalyflow.scoring import score_category
 
     samples = _dataset(tmp_path, n_train=4, n_test=4)
     for path in pd.read_csv(samples).query("split == 'train'")["path"]:
         Image.new("RGB", (SIDE, SIDE), (120, 120, 120)).save(path)
     fit_patchcore(samples, tmp_path / "model", PARAMS, device="cpu")
-    table = score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+    table = score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     assert np.isfinite(table["score"]).all() and table["score"].std() > 0
 
 
 def test_nan_inside_a_model_is_a_numerical_error_and_writes_nothing(tmp_path, monkeypatch):
     from test_patchcore import PARAMS, _dataset
 
+    from anomalyflow.families import score_folder
     from anomalyflow.patchcore import PatchCore, fit_patchcore
-    from anomalyflow.scoring import score_category
 
     samples = _dataset(tmp_path, n_train=4, n_test=2)
     fit_patchcore(samples, tmp_path / "model", PARAMS, device="cpu")
@@ -516,7 +516,7 @@ def test_nan_inside_a_model_is_a_numerical_error_and_writes_nothing(tmp_path, mo
 
     monkeypatch.setattr(PatchCore, "predict", nan_maps)
     with pytest.raises(NumericalError, match="non-finite anomaly maps") as error:
-        score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+        score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "maps.npz").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     record("NaN maps inside a model (simulated)", "library", f"clear error: {error.value}")

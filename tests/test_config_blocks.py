@@ -166,7 +166,7 @@ def _known_keys(family: str) -> set[str]:
         from anomalyflow.pni.model import DEFAULTS
         return {*DEFAULTS, "family"}
     if family == "pni_refined":
-        from anomalyflow.pni.refine import REFINE_DEFAULTS
+        from anomalyflow.pni.refined import REFINE_DEFAULTS
         return {*REFINE_DEFAULTS, "family", "base"}
     if family == "efficientad":
         from anomalyflow.efficientad.stages import PARAMETERS
@@ -195,7 +195,7 @@ def _entry_points(family: str, params: dict, tmp_path):
         from anomalyflow.pni.model import PNI
         return PNI(params)
     if family == "pni_refined":
-        from anomalyflow.pni.refine import resolve_refine_params
+        from anomalyflow.pni.refined import resolve_refine_params
         return resolve_refine_params(params)
     if family == "efficientad":
         from anomalyflow.efficientad.stages import fit_efficientad

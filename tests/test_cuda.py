@@ -16,13 +16,13 @@ from anomalyflow.data.loader import image_transform, load_images
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.efficientad.model import EfficientAD
 from anomalyflow.efficientad.train import efficientad_losses, train_efficientad
+from anomalyflow.families import load_model
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn, pdn_small
 from anomalyflow.patchcore import fit_patchcore
 from anomalyflow.patches.coreset import greedy_coreset
 from anomalyflow.patches.memory import MemoryBank, faiss_gpu_available
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
-from anomalyflow.scoring import load_model
 
 pytestmark = pytest.mark.cuda
 

@@ -17,7 +17,7 @@ def _library_defaults(family):
         from anomalyflow.pni.model import DEFAULTS
         return DEFAULTS
     if family == "pni_refined":
-        from anomalyflow.pni.refine import REFINE_DEFAULTS
+        from anomalyflow.pni.refined import REFINE_DEFAULTS
         return REFINE_DEFAULTS
     if family == "efficientad":
         from anomalyflow.efficientad.train import train_efficientad

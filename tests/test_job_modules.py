@@ -26,7 +26,6 @@ from anomalyflow.data.layouts import LAYOUT_MODULES, layout_module_name
 #: added here with its answer, and its modules named where the rules' code inputs are built).
 LOADERS_BY_NAME = {
     "data/layouts.py": "layout_code() in common.smk: the data_samples rule adds its dataset's reader",
-    "scoring.py": "scorer_code() in common.smk: each scoring rule adds its family's model module",
     "efficientad/__init__.py": "its literal _EXPORTS table, which anomalyflow.provenance reads",
 }
 
@@ -51,7 +50,7 @@ def test_every_demo_job_imports_only_its_rules_code_inputs(demo_run, demo_job_mo
     by_rule = {record["rule"]: record for record in records}
     assert "src/anomalyflow/data/mvtec_loco.py" in by_rule["data_samples"]["modules"]
     assert "src/anomalyflow/patchcore.py" in by_rule["patchcore_score"]["modules"]
-    assert "src/anomalyflow/pni/refine.py" in by_rule["pni_refined_score"]["modules"]
+    assert "src/anomalyflow/pni/refined.py" in by_rule["pni_refined_score"]["modules"]
 
 
 @pytest.mark.slow

@@ -173,15 +173,15 @@ def test_real_subset_patchcore_maps_and_a_zero_border(mvtec_mini, tmp_path, summ
     """PatchCore (random-init ResNet-18) maps of the real screw images (1024x1024), as they are, and with the
     EfficientAD reference code's zero border (the maps that stop the LOCO script) inside a PNI-like
     centre-crop frame: layout, values and what tie-breaking changes in our metrics."""
+    from anomalyflow.families import score_folder
     from anomalyflow.patchcore import fit_patchcore
-    from anomalyflow.scoring import score_category
 
     samples = tmp_path / "samples.csv"
     write_samples(read_samples_from_layout("mvtec_ad", mvtec_mini, "screw", dataset="mini"), samples)
     params = {"backbone": "resnet18", "image_size": 64, "embed_dim": 64, "coreset_fraction": 0.25,
               "batch_size": 8, "weights": "none", "blur_sigma": 1.0}
     fit_patchcore(samples, tmp_path / "model", params, device="cpu")
-    score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+    score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     maps, paths, _ = read_maps(tmp_path / "maps.npz")
     # EfficientAD-N style: 56x56 normalised around 0, then 4 zeros per side.
     normalised = resize(torch.from_numpy(maps), 56) - float(np.median(maps))

@@ -74,10 +74,10 @@ def puad_folder(tmp_path_factory):
 
 def test_fused_score_is_the_sum_of_validation_zscores(puad_folder):
     from anomalyflow.data.table import read_samples
-    from anomalyflow.scoring import score_category
+    from anomalyflow.families import score_folder
 
     root, table = puad_folder
-    scores = score_category(root / "puad_s", table, root / "scores.csv", None, device="cpu")
+    scores = score_folder(root / "puad_s", table, root / "scores.csv", None, device="cpu")
     assert not (root / "maps.npz").exists()
     validation = scores[scores["split"] == "validation"]
     for column in ("score_efficientad", "score_mahalanobis"):

@@ -6,20 +6,18 @@ mean distance to its ``num_neighbors`` nearest bank entries gives the patch map;
 the map's maximum (before upsampling, as PatchCore does); the map is resized to the input size and
 blurred with σ = ``blur_sigma``. PNI extends this with position and neighbourhood terms.
 
-Model folder: ``memory.faiss`` (the bank) and ``model.json`` (family, parameters, feature grid).
+Model folder (:data:`anomalyflow.model_folder.PATCHCORE_FOLDER`): ``memory.faiss`` (the bank) and ``model.json``
+(family, parameters, feature grid).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from anomalyflow.atomic import write_json
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
 from anomalyflow.data.loader import image_transform
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.device import resolve_device
@@ -27,6 +25,7 @@ from anomalyflow.errors import NumericalError
 from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
+from anomalyflow.model_folder import PATCHCORE_FOLDER
 from anomalyflow.params import with_defaults
 from anomalyflow.patches.coreset import coreset_size, greedy_coreset
 from anomalyflow.patches.features import PatchFeatures
@@ -97,18 +96,15 @@ class PatchCore:
         return self
 
     def save(self, model_dir: str | os.PathLike) -> None:
-        folder = Path(model_dir)
-        self.bank.save(folder / "memory.faiss")
-        write_json(folder / "model.json", {"family": self.family, "params": self.params, "grid": list(self.grid),
-                                           "bank_size": len(self.bank)})
+        self.bank.save(PATCHCORE_FOLDER.path(model_dir, "bank"))
+        PATCHCORE_FOLDER.write(model_dir, {"params": self.params, "grid": list(self.grid), "bank_size": len(self.bank)})
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PatchCore:
-        folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
+        meta = PATCHCORE_FOLDER.read(model_dir)
         model = cls(meta["params"], device)
         model.grid = tuple(meta["grid"])
-        model.bank = MemoryBank.load(folder / "memory.faiss", device)
+        model.bank = MemoryBank.load(PATCHCORE_FOLDER.path(model_dir, "bank"), device)
         return model
 
     @torch.no_grad()

@@ -11,8 +11,9 @@ Both scores are z-scored with the mean and population standard deviation of the 
 and added (weights configurable, equal by default). The fused score is image-level; PUAD's anomaly
 map is EfficientAD's.
 
-Model folder: ``gaussian.npz`` (mean, covariance, precision) and ``model.json`` (family "puad", the
-EfficientAD folder relative to this one, the feature source, the z-score statistics and weights).
+Model folder (:data:`anomalyflow.model_folder.PUAD_FOLDER`): ``gaussian.npz`` (mean, covariance, precision) and
+``model.json`` (family "puad", the EfficientAD folder relative to this one, the feature source, the z-score
+statistics and weights).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import pandas as pd
 import torch
 from sklearn.covariance import LedoitWolf
 
-from anomalyflow.atomic import save_npz, write_json
+from anomalyflow.atomic import save_npz
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
 from anomalyflow.data.table import fit_rows, normal_statistics, read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.model_folder import PUAD_FOLDER
 from anomalyflow.params import check_known
 
 log = get_logger(__name__)
@@ -146,9 +147,9 @@ class PUAD:
         from anomalyflow.efficientad.model import EfficientAD
 
         folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
+        meta = PUAD_FOLDER.read(folder)
         efficientad = EfficientAD.load((folder / meta["efficientad_dir"]).resolve(), device)
-        return cls(efficientad, PooledGaussian.load(folder / "gaussian.npz"), feature=meta["feature"],
+        return cls(efficientad, PooledGaussian.load(PUAD_FOLDER.path(folder, "gaussian")), feature=meta["feature"],
                    normalisation=meta["normalisation"], fusion_weights=meta["fusion_weights"])
 
 
@@ -195,9 +196,9 @@ def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike
     log.info("PUAD: Gaussian on %d training images (%d features); z-scores from %d validation images",
              len(train), train_features.shape[1], len(validation))
     folder = Path(out_dir)
-    model.gaussian.save(folder / "gaussian.npz")
-    write_json(folder / "model.json", {
-        "family": PUAD.family, "efficientad_dir": os.path.relpath(Path(efficientad_dir).resolve(), folder.resolve()),
+    model.gaussian.save(PUAD_FOLDER.path(folder, "gaussian"))
+    PUAD_FOLDER.write(folder, {
+        "efficientad_dir": os.path.relpath(Path(efficientad_dir).resolve(), folder.resolve()),
         "feature": model.feature, "normalisation": model.normalisation, "fusion_weights": model.fusion_weights,
         "n_train": len(train), "n_validation": len(validation)})
     return model

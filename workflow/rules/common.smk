@@ -24,7 +24,7 @@ from anomalyflow.data.synth import planned_files
 from anomalyflow.efficientad.teachers import distillation_params, imagenet_images, penalty_enabled, require_teacher
 from anomalyflow.errors import AnomalyflowError
 from anomalyflow.provenance import module_sources
-from anomalyflow.scoring import MODEL_CLASSES
+from anomalyflow.model_folder import FOLDERS
 
 
 def _stop(error):
@@ -48,7 +48,7 @@ def code(*modules):
     """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs.
 
     Found from import statements (anomalyflow.provenance); a module the library loads by name is named
-    here by the rule, from the library's own table (layout_code, scorer_code)."""
+    here by the rule, from the library's own table (layout_code)."""
     return module_sources("anomalyflow.jobs", *modules, package_dir=LIBRARY)
 
 
@@ -58,11 +58,6 @@ def layout_code(wildcards):
         return code("anomalyflow.data.check", "anomalyflow.data.layouts", layout_module_name(ds(wildcards)["layout"]))
     except AnomalyflowError as error:
         _stop(error)
-
-
-def scorer_code(family):
-    """A scoring job's library files, with the module of the family's model class (loaded by name)."""
-    return code("anomalyflow.scoring", MODEL_CLASSES[family].partition(":")[0])
 
 
 wildcard_constraints:
@@ -95,6 +90,22 @@ def category_dir(wildcards):
 
 def method_dir(wildcards):
     return f"results/{wildcards.dataset}/{wildcards.category}/{wildcards.method}"
+
+
+def model_files(family, *stages):
+    """The files of {method}'s model folder that ``stages`` of ``family`` write (no stage: the whole folder), as
+    the library's contract names them (anomalyflow.model_folder): a rule declares exactly what its stage writes."""
+    return [f"results/{{dataset}}/{{category}}/{{method}}/{name}" for name in FOLDERS[family].names(*stages)]
+
+
+def base_model_files(family):
+    """Input function: the whole model folder of the ``family`` method that {method} builds on (its ``base``)."""
+
+    def files(wildcards):
+        base = params_of(wildcards)["base"]
+        return [f"results/{wildcards.dataset}/{wildcards.category}/{base}/{name}" for name in FOLDERS[family].names()]
+
+    return files
 
 
 def samples_csv(wildcards):
@@ -256,17 +267,6 @@ def efficientad_penalty_folder(wildcards):
     return teacher_images(params["teacher"])
 
 
-# --- PUAD --------------------------------------------------------------------------------------
-
-
-def puad_base_files(wildcards):
-    """The EfficientAD model folder (with its quantiles) that a PUAD method extends."""
-    base = params_of(wildcards)["base"]
-    folder = f"results/{wildcards.dataset}/{wildcards.category}/{base}"
-    return [f"{folder}/{name}" for name in ("model.json", "student.pt", "autoencoder.pt", "teacher.pt",
-                                              "teacher_stats.pt", "quantiles.json")]
-
-
 # --- evaluation --------------------------------------------------------------------------------
 
 
@@ -371,17 +371,7 @@ def report_figures(wildcards):
     )
 
 
-# --- PNI ------------------------------------------------------------------------------------------
-
-
-PNI_MEMORY = ["coreset_emb.faiss", "coreset_dist.faiss", "coreset_emb_edge.faiss", "position.npz", "memory.json"]
-PNI_MODEL = PNI_MEMORY + ["neighbourhood.pt", "neighbourhood.json", "model.json"]
-
-
-def pni_base_files(wildcards):
-    """The PNI model folder a refined-PNI method builds on."""
-    base = params_of(wildcards)["base"]
-    return [f"results/{wildcards.dataset}/{wildcards.category}/{base}/{name}" for name in PNI_MODEL]
+# --- backbone weights -----------------------------------------------------------------------------
 
 
 def backbone_weights(wildcards):

@@ -2,16 +2,6 @@
 # quantiles -> batched scoring. Its teacher comes from teacher.smk.
 
 
-EFFICIENTAD_MODEL = multiext(
-    "results/{dataset}/{category}/{method}/",
-    "model.json",
-    "student.pt",
-    "autoencoder.pt",
-    "teacher.pt",
-    "teacher_stats.pt",
-)
-
-
 rule efficientad_fit:
     input:
         code=code("anomalyflow.efficientad.stages"),
@@ -19,7 +9,7 @@ rule efficientad_fit:
         teacher=efficientad_teacher_input,
         penalty=efficientad_penalty_input,
     output:
-        EFFICIENTAD_MODEL,
+        model_files("efficientad", "fit"),
     wildcard_constraints:
         method=family_regex("efficientad"),
     params:
@@ -41,11 +31,11 @@ rule efficientad_fit:
 
 rule efficientad_fit_quantiles:
     input:
-        EFFICIENTAD_MODEL,
+        model_files("efficientad", "fit"),
         code=code("anomalyflow.efficientad.stages"),
         samples=samples_csv,
     output:
-        "results/{dataset}/{category}/{method}/quantiles.json",
+        model_files("efficientad", "fit_quantiles"),
     wildcard_constraints:
         method=family_regex("efficientad"),
     params:
@@ -63,11 +53,9 @@ rule efficientad_fit_quantiles:
 
 rule efficientad_score:
     input:
-        EFFICIENTAD_MODEL,
-        code=scorer_code("efficientad"),
+        model_files("efficientad"),
+        code=code("anomalyflow.scoring", "anomalyflow.efficientad.model"),
         samples=samples_csv,
-        model="results/{dataset}/{category}/{method}/model.json",
-        quantiles="results/{dataset}/{category}/{method}/quantiles.json",
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -85,4 +73,4 @@ rule efficientad_score:
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/efficientad_score.py"

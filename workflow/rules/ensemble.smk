@@ -10,7 +10,8 @@ rule ensemble_score:
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
-        model="results/{dataset}/{category}/{method}/model.json",
+        # The ensemble's whole model folder: model.json (anomalyflow.model_folder.ENSEMBLE_FOLDER).
+        model=model_files("ensemble", "score")[0],
     wildcard_constraints:
         method=family_regex("ensemble"),
     params:

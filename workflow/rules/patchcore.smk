@@ -5,10 +5,9 @@ rule patchcore_fit:
     input:
         code=code("anomalyflow.patchcore"),
         samples=samples_csv,
-        weights=lambda wc: weights_file(params_of(wc)["backbone"], params_of(wc)["weights"]),
+        weights=backbone_weights,
     output:
-        bank="results/{dataset}/{category}/{method}/memory.faiss",
-        model="results/{dataset}/{category}/{method}/model.json",
+        model_files("patchcore", "fit"),
     wildcard_constraints:
         method=family_regex("patchcore"),
     params:
@@ -28,10 +27,9 @@ rule patchcore_fit:
 
 rule patchcore_score:
     input:
-        code=scorer_code("patchcore"),
+        model_files("patchcore"),
+        code=code("anomalyflow.scoring", "anomalyflow.patchcore"),
         samples=samples_csv,
-        bank="results/{dataset}/{category}/{method}/memory.faiss",
-        model="results/{dataset}/{category}/{method}/model.json",
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -49,4 +47,4 @@ rule patchcore_score:
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/patchcore_score.py"

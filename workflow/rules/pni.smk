@@ -7,7 +7,7 @@ rule pni_fit_memory:
         weights=backbone_weights,
         code=code("anomalyflow.pni.stages"),
     output:
-        multiext("results/{dataset}/{category}/{method}/", *PNI_MEMORY),
+        model_files("pni", "fit_memory"),
         # Train features for the MLP stage only: float16 [N, h, w, E], gigabytes on real data.
         features=temp("results/{dataset}/{category}/{method}/train_features.npy"),
     wildcard_constraints:
@@ -29,12 +29,12 @@ rule pni_fit_memory:
 
 rule pni_fit_mlp:
     input:
-        multiext("results/{dataset}/{category}/{method}/", *PNI_MEMORY),
+        model_files("pni", "fit_memory"),
         samples=samples_csv,
         features="results/{dataset}/{category}/{method}/train_features.npy",
         code=code("anomalyflow.pni.stages"),
     output:
-        multiext("results/{dataset}/{category}/{method}/", "neighbourhood.pt", "neighbourhood.json", "model.json"),
+        model_files("pni", "fit_mlp"),
     wildcard_constraints:
         method=family_regex("pni"),
     params:
@@ -54,10 +54,9 @@ rule pni_fit_mlp:
 
 rule pni_score:
     input:
-        multiext("results/{dataset}/{category}/{method}/", *PNI_MODEL),
+        model_files("pni"),
         samples=samples_csv,
-        model="results/{dataset}/{category}/{method}/model.json",
-        code=scorer_code("pni"),
+        code=code("anomalyflow.scoring", "anomalyflow.pni.model"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -75,17 +74,17 @@ rule pni_score:
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/pni_score.py"
 
 
 rule pni_refined_fit:
     input:
         samples=samples_csv,
-        base=pni_base_files,
+        base=base_model_files("pni"),
         weights=refiner_weights,
         code=code("anomalyflow.pni.refine"),
     output:
-        multiext("results/{dataset}/{category}/{method}/", "refiner.pt", "refiner.json", "model.json"),
+        model_files("pni_refined", "fit"),
     wildcard_constraints:
         method=family_regex("pni_refined"),
     params:
@@ -105,11 +104,10 @@ rule pni_refined_fit:
 
 rule pni_refined_score:
     input:
-        multiext("results/{dataset}/{category}/{method}/", "refiner.pt", "refiner.json"),
+        model_files("pni_refined"),
         samples=samples_csv,
-        base=pni_base_files,
-        model="results/{dataset}/{category}/{method}/model.json",
-        code=scorer_code("pni_refined"),
+        base=base_model_files("pni"),
+        code=code("anomalyflow.scoring", "anomalyflow.pni.refined"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -127,4 +125,4 @@ rule pni_refined_score:
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/pni_refined_score.py"

@@ -5,10 +5,9 @@ rule puad_fit:
     input:
         code=code("anomalyflow.puad"),
         samples=samples_csv,
-        base=puad_base_files,
+        base=base_model_files("efficientad"),
     output:
-        gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
-        model="results/{dataset}/{category}/{method}/model.json",
+        model_files("puad", "fit"),
     wildcard_constraints:
         method=family_regex("puad"),
     params:
@@ -28,11 +27,10 @@ rule puad_fit:
 
 rule puad_score:
     input:
-        code=scorer_code("puad"),
+        model_files("puad"),
+        code=code("anomalyflow.scoring", "anomalyflow.puad"),
         samples=samples_csv,
-        base=puad_base_files,
-        gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
-        model="results/{dataset}/{category}/{method}/model.json",
+        base=base_model_files("efficientad"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
     wildcard_constraints:
@@ -49,4 +47,4 @@ rule puad_score:
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/puad_score.py"

@@ -7,8 +7,8 @@ with job(snakemake.log[0], name="efficientad_fit_quantiles", threads=snakemake.t
     fit_efficientad_quantiles(
         Path(snakemake.output[0]).parent,
         snakemake.input.samples,
-        snakemake.output[0],
         snakemake.params.method,
+        category=snakemake.wildcards.category,
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],
     )

@@ -8,7 +8,7 @@ with job(snakemake.log[0], name="patchcore_fit", threads=snakemake.threads):
     params = snakemake.params.method
     fit_patchcore(
         snakemake.input.samples,
-        Path(snakemake.output.model).parent,
+        Path(snakemake.output[0]).parent,
         {**params, "weights": resolve_weights(params["weights"], params["backbone"])},
         device=snakemake.config["device"],
         num_workers=snakemake.config["num_workers"],

@@ -25,9 +25,10 @@ memory); batches are drawn by index from a seeded stream of permutations (N's sh
 loader; P samples with replacement). The teacher, the student's three inputs (x, x_aug, penalty) and
 the AE each run as one batched forward. AMP (bf16/fp16 autocast) on CUDA only; the CPU runs fp32.
 
-Output folder (see :mod:`anomalyflow.efficientad.model`): ``student.pt``, ``autoencoder.pt``,
-``teacher.pt`` (a copy, so the folder is self-contained), ``teacher_stats.pt`` ({mean, std} [384]),
-and ``model.json`` (written last); a ``quantiles.json`` of earlier weights is removed. A checkpoint
+Output folder (the ``fit`` stage of :data:`anomalyflow.model_folder.EFFICIENTAD_FOLDER`): ``student.pt``,
+``autoencoder.pt``, ``teacher.pt`` (a copy, so the folder is self-contained), ``teacher_stats.pt`` ({mean,
+std} [384]) and ``model.json`` (written last). A ``quantiles.json`` of earlier weights is left alone: it is
+the quantile stage's file, and :func:`~anomalyflow.efficientad.model.read_quantiles` refuses it. A checkpoint
 ``<out_dir>.ckpt`` beside the folder makes the run resumable (:mod:`anomalyflow.efficientad.checkpoint`).
 """
 
@@ -41,7 +42,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from anomalyflow.atomic import save_torch, write_json
+from anomalyflow.atomic import save_torch
 from anomalyflow.data import transforms
 from anomalyflow.data.loader import load_images
 from anomalyflow.data.table import fit_rows, read_samples
@@ -61,6 +62,7 @@ from anomalyflow.efficientad.quantiles import row_quantile
 from anomalyflow.efficientad.sampling import IndexStream, StreamSampler, mixed_seed, step_generator
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.model_folder import EFFICIENTAD_FOLDER
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import PDN, build_pdn, normalize_size
 from anomalyflow.precision import amp_dtype, autocast, grad_scaler, memory_format, place
@@ -329,17 +331,12 @@ def train_efficientad(
     def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
-    stale = out_dir / "quantiles.json"
-    if stale.exists():  # they described the previous weights; the quantile step must run again
-        stale.unlink()
-        log.info("%s: removed quantiles of the previous weights", stale)
-    save_torch(out_dir / "student.pt", cpu_state(student))
-    save_torch(out_dir / "autoencoder.pt", cpu_state(autoencoder))
-    save_torch(out_dir / "teacher.pt", {k: v.detach().cpu() for k, v in teacher_state.items()})
-    save_torch(out_dir / "teacher_stats.pt", {"mean": mean.cpu(), "std": std.cpu()})
-    write_json(out_dir / "model.json", {"family": "efficientad", "size": size, "image_size": image_size,
-                                        "out_channels": 384, "params": params,
-                                        "inference": {"map_padding": map_padding, "batch_size": 16, "amp": True}})
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "student"), cpu_state(student))
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "autoencoder"), cpu_state(autoencoder))
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "teacher"), {k: v.detach().cpu() for k, v in teacher_state.items()})
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "teacher_stats"), {"mean": mean.cpu(), "std": std.cpu()})
+    EFFICIENTAD_FOLDER.write(out_dir, {"size": size, "image_size": image_size, "out_channels": 384, "params": params,
+                                       "inference": {"map_padding": map_padding, "batch_size": 16, "amp": True}})
     ckpt_file.unlink(missing_ok=True)
     log.info("EfficientAD-%s written to %s", size.upper(), out_dir)
 
