@@ -469,8 +469,8 @@ def _stage_error(corpus: Corpus, case: str) -> str:
     from anomalyflow.efficientad.train import train_efficientad
 
     with pytest.raises(NumericalError) as error:
-        train_efficientad(samples, random_teacher(folder), folder / "model", size="s", iterations=2,
-                          image_size=SIDE, device="cpu")
+        train_efficientad(samples, random_teacher(folder), folder / "model",
+                          {"size": "s", "iterations": 2, "image_size": SIDE}, device="cpu")
     assert not (folder / "model").exists()
     return _one_line_error(error.value, samples)
 

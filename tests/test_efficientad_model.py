@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
     table = make_category(root / "data", n_train=3, n_val=3, side=SIDE)
     torch.manual_seed(3)
     torch.save(pdn_small().state_dict(), root / "teacher.pt")
-    train_efficientad(table, root / "teacher.pt", root / "model", iterations=2, image_size=SIDE, device="cpu")
+    train_efficientad(table, root / "teacher.pt", root / "model", {"iterations": 2, "image_size": SIDE}, device="cpu")
     quantiles = validation_quantiles(root / "model", table, root / "model" / "quantiles.json", device="cpu")
     return root / "model", table, quantiles
 
@@ -58,7 +58,7 @@ def test_training_leaves_the_quantiles_alone_and_loading_refuses_them_for_other_
     file), and the model refuses quantiles computed for other weights until they are computed again."""
     folder, table, _ = trained
     again = shutil.copytree(folder, tmp_path / "model")
-    train_efficientad(table, folder.parent / "teacher.pt", again, iterations=3, image_size=SIDE, device="cpu")
+    train_efficientad(table, folder.parent / "teacher.pt", again, {"iterations": 3, "image_size": SIDE}, device="cpu")
     assert (again / "quantiles.json").read_bytes() == (folder / "quantiles.json").read_bytes()
     with pytest.raises(DataError, match="computed for other weights"):
         EfficientAD.load(again, "cpu")

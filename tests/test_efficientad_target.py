@@ -83,8 +83,8 @@ def _direct_stats(target, images):
 @pytest.mark.parametrize("grayscale", [0.0, 1.0])
 def test_stats_match_a_direct_two_pass_computation(tmp_path, grayscale):
     paths = write_images(tmp_path / "imagenet", 5, 7, side=48)
-    stats = compute_imagenet_stats(tmp_path / "imagenet", tmp_path / "stats.pt", n_images=3, seed=42,
-                                   backbone="resnet18", image_size=32, batch_size=2, device="cpu",
+    stats = compute_imagenet_stats(tmp_path / "imagenet", tmp_path / "stats.pt", n_images=3, seed=42, variant="p",
+                                   backbone="resnet18", weights="none", image_size=32, batch_size=2, device="cpu",
                                    grayscale=grayscale)
     assert stats["n_images"] == 3 and stats["mean"].shape == (384,) and stats["variant"] == "p"
     saved = torch.load(tmp_path / "stats.pt", weights_only=True)

@@ -212,7 +212,7 @@ def test_ensembles_of_different_geometries_fuse_per_image_frames(models, categor
     fused = tmp_path / "fused"
     fused.mkdir()
     ensemble_category(category / "samples.csv", members, fused / "scores.csv", fused / "maps.npz",
-                      fused / "model.json", image_score="top_mean")
+                      fused / "model.json", {"image_score": "top_mean"})
     size = read_maps(fused / "maps.npz")[0].shape[-1]
     workflow = evaluate_category(category / "samples.csv", fused / "scores.csv", fused / "maps.npz",
                                  method="ensemble", size=size).iloc[0]

@@ -9,9 +9,9 @@ import re
 import pytest
 from workflow_helpers import REPO
 
-from anomalyflow.config import load_yaml
 from anomalyflow.errors import ConfigError, DataError
 from anomalyflow.model_folder import FOLDERS, MODEL_JSON, PATCHCORE_FOLDER, ModelFolder, read_family
+from anomalyflow.readers import load_yaml
 
 #: What a method's folder holds besides its model files: the outputs of scoring and evaluation (outputs.py).
 METHOD_OUTPUTS = {"scores.csv", "maps.npz", "metrics.csv"}

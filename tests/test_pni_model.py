@@ -7,7 +7,7 @@ from anomalyflow.errors import ConfigError, DataError
 from anomalyflow.families import load_model, score_folder
 from anomalyflow.patches.nearest import distances
 from anomalyflow.pni.gates import score
-from anomalyflow.pni.model import PNI
+from anomalyflow.pni.model import PNI, resolve_params
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
 
 
@@ -66,10 +66,10 @@ def test_score_kinds_and_official_compat(fitted):
     np.testing.assert_allclose(scores, nb_coor[:, 2:-2, 2:-2].amax(dim=(1, 2)).numpy(), rtol=1e-6)
     for kind in ("nb", "coor"):
         other = PNI.load(root / "model", "cpu")
-        other.params["score"] = kind
+        other.params = resolve_params({**other.params, "score": kind})  # parameters are read-only
         assert other.predict(images)[1].shape == (4, 64, 64)
     compat = PNI.load(root / "model", "cpu")
-    compat.params["official_compat"] = True
+    compat.params = resolve_params({**compat.params, "official_compat": True})
     compat_patch = compat.patch_scores(images, ("nb", "pos"))
     # Any gate's score lies between the plain nearest entry's and the farthest entry's.
     dist = distances(model.features(images).reshape(-1, 32), model.banks.emb)

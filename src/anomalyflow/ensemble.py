@@ -19,7 +19,7 @@ validation (``mean_zscore``, for members whose maps say less than their scores, 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,11 +32,10 @@ from anomalyflow.frames import crop_to_frames, frames_for_sizes
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import ENSEMBLE_FOLDER
 from anomalyflow.outputs import read_maps, read_scores, scores_table, write_maps, write_scores
+from anomalyflow.params import family_params
 
 log = get_logger(__name__)
 
-NORMALIZATIONS = ("validation", "validation_minmax", "test_minmax")
-IMAGE_SCORES = ("max", "top_mean", "mean_zscore")
 
 
 def map_statistics(maps: np.ndarray, rows: pd.DataFrame, mode: str) -> tuple[float, float]:
@@ -66,13 +65,15 @@ def image_scores_from_maps(maps: torch.Tensor, rule: str, top_fraction: float = 
 
 def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[str, str, str]],
                       scores_path: str | os.PathLike, maps_path: str | os.PathLike, model_path: str | os.PathLike,
-                      *, normalization: str = "validation", image_score: str = "max",
-                      top_fraction: float = 0.01) -> pd.DataFrame:
-    """Combine ``members`` — (name, scores.csv, maps.npz) — of one category; write scores, maps and model.json."""
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"normalization: {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
-    if image_score not in IMAGE_SCORES:
-        raise ConfigError(f"image_score: {image_score!r} is not one of {', '.join(IMAGE_SCORES)}")
+                      params: Mapping | None = None) -> pd.DataFrame:
+    """Combine ``members`` — (name, scores.csv, maps.npz) — of one category; write scores, maps and model.json.
+
+    ``params``: an ``ensemble`` method's config entry (:func:`anomalyflow.params.family_params`: checked, unset
+    keys from the schema); it reads ``normalization``, ``image_score`` and ``top_fraction``. The members named
+    there are the workflow's; here they are ``members``.
+    """
+    p = family_params("ensemble", params)
+    normalization, image_score, top_fraction = p.normalization, p.image_score, p.top_fraction
     if len(members) < 2:
         raise ConfigError(f"an ensemble needs at least two members, got {len(members)}")
     if normalization == "test_minmax":

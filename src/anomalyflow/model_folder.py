@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from anomalyflow.atomic import write_json
-from anomalyflow.config import load_json
 from anomalyflow.errors import ConfigError, DataError
+from anomalyflow.readers import load_json
 
 MODEL_JSON = "model.json"
 

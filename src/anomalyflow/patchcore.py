@@ -13,6 +13,7 @@ Model folder (:data:`anomalyflow.model_folder.PATCHCORE_FOLDER`): ``memory.faiss
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -26,38 +27,23 @@ from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
 from anomalyflow.model_folder import PATCHCORE_FOLDER
-from anomalyflow.params import with_defaults
+from anomalyflow.params import family_params
 from anomalyflow.patches.coreset import coreset_size, greedy_coreset
 from anomalyflow.patches.features import PatchFeatures
 from anomalyflow.patches.memory import MemoryBank
 
 log = get_logger(__name__)
 
-DEFAULTS = {
-    "backbone": "wide_resnet50_2",
-    "weights": "none",
-    "layers": ["layer2", "layer3"],
-    "image_size": 256,
-    "patch_size": 3,
-    "embed_dim": 1024,
-    "coreset_fraction": 0.1,
-    "coreset_projection": 128,
-    "coreset_storage": "auto",
-    "num_neighbors": 1,
-    "blur_sigma": 4.0,
-    "batch_size": 16,
-    "seed": 0,
-}
-
-
 class PatchCore:
     """Fit on normal images, then score batches of images: ``predict(images) -> (scores, maps)``."""
 
     family = "patchcore"
 
-    def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
-        self.params = with_defaults(params, DEFAULTS, what="patchcore")
-        self.device = torch.device(device)
+    def __init__(self, params: Mapping | None = None, device: str | torch.device = "cpu"):
+        """``params``: a ``patchcore`` method's config entry (:func:`anomalyflow.params.family_params`: checked,
+        unset keys from the schema); raises :class:`~anomalyflow.errors.ConfigError` for an unknown key."""
+        self.params = family_params("patchcore", params)
+        self.device = resolve_device(device)  # "auto" too: a scoring script passes the config's device
         p = self.params
         self.features = PatchFeatures(p["backbone"], p["layers"], weights=p["weights"], patch_size=p["patch_size"],
                                       embed_dim=p["embed_dim"]).to(self.device)

@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from anomalyflow.atomic import atomic_path, write_csv
-from anomalyflow.config import load_json
 from anomalyflow.data.images import IMAGE_EXTENSIONS, is_image_name, load_image
 from anomalyflow.errors import DataError
 from anomalyflow.frames import FULL_FRAME, map_frames, pixel_box
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import MODEL_JSON
 from anomalyflow.outputs import read_maps, read_scores
+from anomalyflow.readers import load_json
 
 log = get_logger(__name__)
 

@@ -39,8 +39,8 @@ rule data_samples:
         files=category_fingerprint,
         layout=lambda wc: ds(wc)["layout"],
         root=lambda wc: dataset_root(wc.dataset),
-        validation=lambda wc: ds(wc).get("validation", {}),
-        folder=lambda wc: ds(wc).get("folder"),
+        validation=lambda wc: ds(wc)["validation"],
+        folder=lambda wc: ds(wc)["folder"],
     log:
         "logs/{dataset}/{category}/data_samples.log",
     threads: threads_of

@@ -81,7 +81,7 @@ rule pni_refined_fit:
     input:
         samples=samples_csv,
         base=base_model_files("pni"),
-        weights=refiner_weights,
+        weights=backbone_weights,
         code=code("anomalyflow.pni.refine"),
     output:
         model_files("pni_refined", "fit"),

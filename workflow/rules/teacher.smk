@@ -33,7 +33,7 @@ rule teacher_stats:
     output:
         "results/imagenet/{teacher}/{backbone}_stats.pt",
     params:
-        teacher=lambda wc: distillation_params(teacher(wc.teacher)),
+        teacher=lambda wc: teacher_params_of(wc.teacher),
         images=lambda wc: teacher_images(wc.teacher),
     log:
         "logs/teacher/{teacher}/{backbone}/teacher_stats.log",
@@ -59,7 +59,7 @@ rule teacher_distill:
     wildcard_constraints:
         size="s|m",
     params:
-        teacher=lambda wc: distillation_params(teacher(wc.teacher)),
+        teacher=lambda wc: teacher_params_of(wc.teacher),
         images=lambda wc: teacher_images(wc.teacher),
     log:
         "logs/teacher/{teacher}/{size}/teacher_distill.log",

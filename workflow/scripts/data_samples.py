@@ -1,17 +1,7 @@
-from anomalyflow.data.check import verified_samples
-from anomalyflow.data.table import write_samples
-from anomalyflow.jobs import job
+from anomalyflow.data.check import write_verified_samples
+from anomalyflow.jobs import rule_job
 
-with job(snakemake.log[0], name="data_samples"):
-    validation = snakemake.params.validation
-    table = verified_samples(
-        snakemake.params.layout,
-        snakemake.params.root,
-        snakemake.wildcards.category,
-        workers=snakemake.threads,
-        dataset=snakemake.wildcards.dataset,
-        validation_fraction=validation.get("fraction", 0.15),
-        validation_seed=validation.get("seed", 42),
-        folder=snakemake.params.folder,
-    )
-    write_samples(table, snakemake.output[0])
+with rule_job(snakemake):
+    p, w = snakemake.params, snakemake.wildcards
+    write_verified_samples(p.layout, p.root, w.category, snakemake.output[0], dataset=w.dataset,
+                           validation=p.validation, folder=p.folder, workers=snakemake.threads)

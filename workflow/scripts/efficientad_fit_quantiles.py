@@ -1,14 +1,8 @@
 from pathlib import Path
 
 from anomalyflow.efficientad.stages import fit_efficientad_quantiles
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 
-with job(snakemake.log[0], name="efficientad_fit_quantiles", threads=snakemake.threads):
-    fit_efficientad_quantiles(
-        Path(snakemake.output[0]).parent,
-        snakemake.input.samples,
-        snakemake.params.method,
-        category=snakemake.wildcards.category,
-        device=snakemake.config["device"],
-        num_workers=snakemake.config["num_workers"],
-    )
+with rule_job(snakemake) as run:
+    fit_efficientad_quantiles(Path(snakemake.output[0]).parent, snakemake.input.samples, snakemake.params.method,
+                              category=snakemake.wildcards.category, device=run.device, num_workers=run.num_workers)

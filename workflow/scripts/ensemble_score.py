@@ -1,15 +1,7 @@
 from anomalyflow.ensemble import ensemble_category
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 
-with job(snakemake.log[0], name="ensemble_score"):
-    params = snakemake.params.method
-    ensemble_category(
-        snakemake.input.samples,
-        list(zip(params["members"], snakemake.input.scores, snakemake.input.maps, strict=True)),
-        snakemake.output.scores,
-        snakemake.output.maps,
-        snakemake.output.model,
-        normalization=params["normalization"],
-        image_score=params["image_score"],
-        top_fraction=params["top_fraction"],
-    )
+with rule_job(snakemake):
+    params, i, o = snakemake.params.method, snakemake.input, snakemake.output
+    members = list(zip(params["members"], i.scores, i.maps, strict=True))
+    ensemble_category(i.samples, members, o.scores, o.maps, o.model, params)

@@ -1,5 +1,5 @@
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 from anomalyflow.official_maps import link_official_maps
 
-with job(snakemake.log[0], name="official_maps_link"):
+with rule_job(snakemake):
     link_official_maps(snakemake.input.maps, snakemake.output[0])

@@ -1,11 +1,10 @@
 from pathlib import Path
 
-from anomalyflow.device import resolve_device
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 from anomalyflow.patchcore import PatchCore
 from anomalyflow.scoring import score_category
 
-with job(snakemake.log[0], name="patchcore_score", threads=snakemake.threads):
-    model = PatchCore.load(Path(snakemake.output.scores).parent, resolve_device(snakemake.config["device"]))
-    score_category(model, snakemake.input.samples, snakemake.output.scores, snakemake.output.maps,
-                   num_workers=snakemake.config["num_workers"])
+with rule_job(snakemake) as run:
+    o = snakemake.output
+    model = PatchCore.load(Path(o.scores).parent, run.device)
+    score_category(model, snakemake.input.samples, o.scores, o.maps, num_workers=run.num_workers)

@@ -1,6 +1,6 @@
 from anomalyflow.fetch import fetch_file
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 
-with job(snakemake.log[0], name="teacher_fetch"):
+with rule_job(snakemake):
     source = snakemake.params.download
     fetch_file(source["url"], snakemake.output[0], source["sha256"])

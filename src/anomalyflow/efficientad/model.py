@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anomalyflow.config import load_json
 from anomalyflow.data.loader import image_transform
+from anomalyflow.device import resolve_device
 from anomalyflow.efficientad.checkpoint import file_digest
 from anomalyflow.errors import DataError, NumericalError
 from anomalyflow.frames import FULL_FRAME
@@ -39,6 +39,7 @@ from anomalyflow.model_folder import EFFICIENTAD_FOLDER
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn
 from anomalyflow.precision import amp_dtype, autocast, memory_format, place
+from anomalyflow.readers import load_json
 from anomalyflow.state_files import load_into, load_state
 
 INFERENCE_DEFAULTS = {"map_padding": 0, "batch_size": 16, "amp": True}
@@ -54,7 +55,7 @@ class EfficientAD:
 
     def __init__(self, teacher, student, autoencoder, mean: torch.Tensor, std: torch.Tensor, *,
                  quantiles: dict | None, params: dict, device: torch.device):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # "auto" too: a scoring script passes the config's device
         self.params = {**INFERENCE_DEFAULTS, **params}
         self.image_size = int(self.params["image_size"])
         self.out_channels = int(self.params.get("out_channels", 384))
@@ -98,7 +99,7 @@ class EfficientAD:
         params = {"size": size, "image_size": image_size, "out_channels": out_channels, **inference,
                   "train": meta.get("params", {})}
         return cls(teacher, student, autoencoder, stats["mean"], stats["std"], quantiles=quantiles, params=params,
-                   device=torch.device(device))
+                   device=resolve_device(device))
 
     def transform(self):
         """A1: bilinear resize to ``image_size``² (aspect ratio ignored), ToTensor, ImageNet normalisation."""

@@ -10,6 +10,7 @@ official PUAD model folder (``pretrained:``). Each stage writes exactly its file
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from anomalyflow.efficientad.official import import_puad_networks, import_puad_quantiles
 from anomalyflow.efficientad.quantiles import validation_quantiles
@@ -17,28 +18,20 @@ from anomalyflow.efficientad.train import train_efficientad
 from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import EFFICIENTAD_FOLDER
-from anomalyflow.params import check_known
-
-#: The keys of an ``efficientad`` method's config entry (its family in config/schema.yaml, which the tests
-#: compare): references (family, teacher), the training settings and what the stages below read. ``weights``
-#: is there because every method entry inherits the top-level value; EfficientAD's teacher has its own.
-PARAMETERS = frozenset({
-    "family", "teacher", "size", "pretrained", "weights", "seed", "image_size", "iterations", "batch_size", "lr",
-    "weight_decay", "lr_drop", "hard_quantile", "penalty", "teacher_norm", "quantile_maps", "map_padding",
-    "dropout", "amp", "checkpoint_every", "score_batch_size",
-})
+from anomalyflow.params import family_params
 
 
-def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike, params: dict, *,
+def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike, params: Mapping | None, *,
                     category: str, teacher_file: str | os.PathLike | None, penalty_images: str | None,
-                    device: str = "auto", num_workers: int = 0, teacher_label: str | None = None) -> None:
+                    device: str = "auto", num_workers: int = 0, checkpoint_every: int | None = None,
+                    teacher_label: str | None = None) -> None:
     """Train the student and autoencoder, or import an official PUAD model folder (``pretrained:``).
 
-    ``params`` is the method's merged config entry; a key not in :data:`PARAMETERS` raises
-    :class:`ConfigError`. ``teacher_label`` (the workflow's description of the teacher's source) goes to
+    ``params`` is the method's merged config entry (:func:`anomalyflow.params.family_params`: an unknown key
+    raises :class:`ConfigError`). ``teacher_label`` (the workflow's description of the teacher's source) goes to
     the job's log.
     """
-    check_known(params, PARAMETERS, what="efficientad")
+    params = family_params("efficientad", params)
     if teacher_label:
         get_logger("efficientad").info("teacher: %s", teacher_label)
     pretrained = _pretrained(params, category)
@@ -47,21 +40,16 @@ def fit_efficientad(samples_path: str | os.PathLike, out_dir: str | os.PathLike,
         return
     if teacher_file is None:
         raise ConfigError("efficientad: no teacher file; set teachers.<name>.files or imagenet_root")
-    train_efficientad(
-        samples_path, teacher_file, out_dir,
-        size=params["size"], iterations=params["iterations"], batch_size=params["batch_size"], lr=params["lr"],
-        weight_decay=params["weight_decay"], lr_drop=params["lr_drop"], hard_quantile=params["hard_quantile"],
-        penalty_paths=penalty_images, teacher_norm=params["teacher_norm"], image_size=params["image_size"],
-        seed=params["seed"], device=device, amp=params["amp"], checkpoint_every=params["checkpoint_every"],
-        num_workers=num_workers, dropout=params["dropout"], map_padding=params["map_padding"],
-    )
+    train_efficientad(samples_path, teacher_file, out_dir, params, penalty_paths=penalty_images, device=device,
+                      num_workers=num_workers, checkpoint_every=checkpoint_every)
 
 
-def fit_efficientad_quantiles(model_dir: str | os.PathLike, samples_path: str | os.PathLike, params: dict, *,
-                              category: str, device: str = "auto", num_workers: int = 0) -> None:
+def fit_efficientad_quantiles(model_dir: str | os.PathLike, samples_path: str | os.PathLike,
+                              params: Mapping | None, *, category: str, device: str = "auto",
+                              num_workers: int = 0) -> None:
     """``quantiles.json`` of ``model_dir``: of the validation normals' maps (A6), or an imported PUAD folder's own
     (``params`` as :func:`fit_efficientad`'s)."""
-    check_known(params, PARAMETERS, what="efficientad")
+    params = family_params("efficientad", params)
     pretrained = _pretrained(params, category)
     if pretrained:
         import_puad_quantiles(*pretrained, model_dir)
@@ -70,7 +58,7 @@ def fit_efficientad_quantiles(model_dir: str | os.PathLike, samples_path: str | 
                          batch_size=params["score_batch_size"], num_workers=num_workers, maps=params["quantile_maps"])
 
 
-def _pretrained(params: dict, category: str) -> tuple[str, str, str, str] | None:
+def _pretrained(params: Mapping, category: str) -> tuple[str, str, str, str] | None:
     """(puad_dir, size, dataset folder, category folder) of ``pretrained:``, checked, or None to train."""
     pretrained = params.get("pretrained")
     if not pretrained:

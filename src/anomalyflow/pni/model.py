@@ -30,7 +30,7 @@ Model folder (:data:`anomalyflow.model_folder.PNI_FOLDER`; stage ``fit_memory`` 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +38,11 @@ import torch
 
 from anomalyflow.atomic import save_torch, write_json
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
+from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import PNI_FOLDER
-from anomalyflow.params import with_defaults
+from anomalyflow.params import Params, family_params
 from anomalyflow.patches.features import PatchFeatures
 from anomalyflow.patches.memory import MemoryBank
 from anomalyflow.patches.nearest import block_rows, distances, nearest
@@ -59,66 +59,22 @@ from anomalyflow.pni.geometry import (
 )
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, neighbour_probabilities, train_mlp
 from anomalyflow.pni.position import load_counts, position_counts, position_gate, save_counts
+from anomalyflow.readers import load_json
 from anomalyflow.state_files import load_into, load_state
 
 log = get_logger(__name__)
 
-DEFAULTS = {
-    # C1, C2: input geometry and features
-    "backbone": "wide_resnet101_2",
-    "weights": "none",
-    "layers": ["layer2", "layer3"],
-    "resize": 512,
-    "crop": 480,
-    "patch_size": 5,
-    "embed_dim": 1024,
-    # C3: coresets
-    "coreset_fraction": 0.01,
-    "dist_coreset_size": 2048,
-    "coreset_projection": "auto",
-    "coreset_storage": "auto",
-    # C5: position histograms
-    "position_radius": 4,
-    "seed": 0,
-    # C4: neighbourhood MLP
-    "dist_padding": 4,
-    "mlp_hidden": 2048,
-    "mlp_layers": 10,
-    "mlp_dropout": 0.5,
-    "mlp_epochs": 15,
-    "mlp_batch_size": 2048,
-    "mlp_lr": 1e-3,
-    "mlp_lr_step": 5,
-    "mlp_lr_gamma": 0.1,
-    "mlp_val_fraction": 0.1,
-    # C6: scoring
-    "temperature": 2.0,
-    "prob_gamma": 0.99,
-    "nb_gamma": 0.5,
-    "pos_gamma": 0.5,
-    "blur_sigma": 8.0,
-    "score": "nb_coor",
-    "official_compat": False,
-    # running
-    "batch_size": 8,
-    "amp": True,
-    "feature_cache_dtype": "float16",
-}
 #: Parameters that define the memory stage's files; the MLP stage must see the same values.
 MEMORY_KEYS = ("backbone", "weights", "layers", "resize", "crop", "patch_size", "embed_dim", "coreset_fraction",
                "dist_coreset_size", "coreset_projection", "coreset_storage", "position_radius", "seed")
-SCORES = ("nb_coor", "nb", "coor")
 #: The three banks (C3): attributes of :class:`~anomalyflow.pni.banks.Banks` and roles in the model folder.
 BANKS = ("emb", "dist", "emb_edge")
 
 
-def resolve_params(params: dict | None) -> dict:
-    """DEFAULTS updated by the non-null keys of ``params`` (a method's config entry); an unknown key raises
-    :class:`ConfigError` (:func:`anomalyflow.params.with_defaults`)."""
-    merged = with_defaults(params, DEFAULTS, what="pni")
-    if merged["score"] not in SCORES:
-        raise ConfigError(f"pni: score must be one of {', '.join(SCORES)}, not {merged['score']!r}")
-    return merged
+def resolve_params(params: Mapping | None) -> Params:
+    """A ``pni`` method's parameters (:func:`anomalyflow.params.family_params`: checked, unset keys from the
+    schema); raises :class:`ConfigError` for an unknown key or a value out of range."""
+    return family_params("pni", params)
 
 
 class PNI:
@@ -126,9 +82,9 @@ class PNI:
 
     family = "pni"
 
-    def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, params: Mapping | None = None, device: str | torch.device = "cpu"):
         self.params = resolve_params(params)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # "auto" too: a scoring script passes the config's device
         p = self.params
         self._features: PatchFeatures | None = None
         self.edge = border(p["patch_size"])
@@ -371,4 +327,4 @@ def feature_cache_dtype(name: str) -> np.dtype:
     return np.dtype(name)
 
 
-__all__ = ["BANKS", "DEFAULTS", "MEMORY_KEYS", "PNI", "SCORES", "feature_cache_dtype", "resolve_params"]
+__all__ = ["BANKS", "MEMORY_KEYS", "PNI", "feature_cache_dtype", "resolve_params"]

@@ -15,6 +15,7 @@ to this one, "params", "map_range": [lo, hi]}.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,46 +23,20 @@ import torch
 import torch.nn.functional as F
 
 from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from anomalyflow.errors import ConfigError
 from anomalyflow.maps import resize
 from anomalyflow.model_folder import PNI_REFINED_FOLDER
-from anomalyflow.params import with_defaults
+from anomalyflow.params import Params, family_params
 from anomalyflow.pni.model import PNI
-from anomalyflow.pni.refinement_net import STRIDE, RefinementNet
-from anomalyflow.pni.synthetic_anomalies import KINDS
+from anomalyflow.pni.refinement_net import RefinementNet
 from anomalyflow.precision import amp_dtype, autocast
 from anomalyflow.state_files import load_into, load_state
 
-REFINE_DEFAULTS = {
-    "weights": "none",
-    "refine_size": 320,
-    "iterations": 5000,
-    "batch_size": 8,
-    "lr": 1e-4,
-    "blend": 0.1,
-    "synthetic_per_image": 2,
-    "synthetic_kinds": list(KINDS),
-    "synthetic_scale": [0.08, 0.3],
-    "splits": ["train"],
-    "image_score": "pni",
-    "seed": 0,
-    "amp": True,
-    "log_every": 100,
-}
-IMAGE_SCORES = ("pni", "map_max")
 
-
-def resolve_refine_params(params: dict | None) -> dict:
-    # ``base`` names the PNI method whose maps are refined (the workflow resolves it to a folder).
-    merged = with_defaults(params, REFINE_DEFAULTS, what="pni_refined", references=("family", "base"))
-    if merged["image_score"] not in IMAGE_SCORES:
-        raise ConfigError(f"refine: image_score must be one of {', '.join(IMAGE_SCORES)}, not "
-                          f"{merged['image_score']!r}")
-    if merged["refine_size"] % STRIDE or merged["refine_size"] < STRIDE:
-        raise ConfigError(f"refine: refine_size must be a positive multiple of {STRIDE}, not {merged['refine_size']}")
-    if not 0 <= merged["blend"] <= 1:
-        raise ConfigError(f"refine: blend must be in [0, 1], not {merged['blend']}")
-    return merged
+def resolve_refine_params(params: Mapping | None) -> Params:
+    """A ``pni_refined`` method's parameters (:func:`anomalyflow.params.family_params`: checked, unset keys from
+    the schema; ``refine_size`` a multiple of the network's stride, 32). ``base``, the PNI method whose maps are
+    refined, is the workflow's: the library is given that method's folder."""
+    return family_params("pni_refined", params)
 
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:
@@ -81,7 +56,7 @@ class RefinedPNI:
 
     family = "pni_refined"
 
-    def __init__(self, pni: PNI, net: RefinementNet, params: dict, map_range: tuple[float, float]):
+    def __init__(self, pni: PNI, net: RefinementNet, params: Mapping, map_range: tuple[float, float]):
         self.pni = pni
         self.device = pni.device
         self.net = net.to(self.device).eval()
@@ -135,5 +110,4 @@ class RefinedPNI:
         return scores, refined
 
 
-__all__ = ["IMAGE_SCORES", "REFINE_DEFAULTS", "RefinedPNI", "normalize_images", "resize_images",
-           "resolve_refine_params"]
+__all__ = ["RefinedPNI", "normalize_images", "resize_images", "resolve_refine_params"]
