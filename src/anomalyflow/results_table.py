@@ -17,6 +17,7 @@ from anomalyflow.atomic import write_csv
 from anomalyflow.config import method_params, teacher_params
 from anomalyflow.efficientad.teachers import teacher_source
 from anomalyflow.errors import ConfigError, DataError, user_errors
+from anomalyflow.outputs import read_metrics
 
 KEY_COLUMNS = ["dataset", "category", "method"]
 
@@ -30,15 +31,7 @@ def results_table(metric_paths: Sequence[str | os.PathLike],
     value when all categories agree, else the distinct values joined by `` | ``. Raises
     :class:`DataError` for a missing or empty metrics file.
     """
-    frames = []
-    for path in metric_paths:
-        try:
-            frames.append(pd.read_csv(path, dtype={"category": str}))
-        except (FileNotFoundError, pd.errors.EmptyDataError):
-            raise DataError(f"{path}: metrics file missing or empty; rerun its evaluate job") from None
-    if not frames:
-        raise DataError("no metrics files: the results table needs at least one")
-    table = pd.concat(frames, ignore_index=True)
+    table = read_metrics(metric_paths, what="the results table")
     metric_columns = [c for c in table.columns if c not in KEY_COLUMNS]
     means = (table.groupby(["dataset", "method"], sort=False)[metric_columns].mean(numeric_only=True)
              .reset_index().assign(category="mean"))

@@ -55,7 +55,7 @@ from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
 from anomalyflow.nets.pdn import build_pdn, normalize_size
 from anomalyflow.params import teacher_settings
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, scaled_step
 
 log = get_logger(__name__)
 
@@ -225,10 +225,7 @@ def distill_teacher(
                 raise ConfigError(f"image_size: {image_size} gives a {tuple(prediction.shape[-2:])} PDN grid but a "
                                   f"{tuple(y.shape[-2:])} Ψ grid; use a multiple of 8 (256 in the paper)")
             loss = (prediction.float() - y).square().mean()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            scaled_step(loss, optimizer, scaler)
             end_step(step, iterations, loss, bar, checkpoint_every=checkpoint_every, path=ckpt_file,
                      settings=settings, device=device,
                      state=lambda: {"pdn": pdn.state_dict(), "optimizer": optimizer.state_dict(),

@@ -23,10 +23,9 @@ import os
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from anomalyflow.errors import ConfigError
-from anomalyflow.nets.backbones import LayerExtractor, build_backbone
+from anomalyflow.nets.backbones import Frozen, LayerExtractor, build_backbone
 from anomalyflow.patches.features import combine_layers
 
 VARIANTS = ("p", "n")
@@ -39,7 +38,7 @@ def check_variant(variant: str, key: str = "variant") -> str:
     return name
 
 
-class TeacherTarget(nn.Module):
+class TeacherTarget(Frozen):
     """Frozen Ψ: normalised images ``[B,3,2s,2s]`` → targets ``[B, out_channels, s/4, s/4]``.
 
     ``weights`` is ``"none"`` (random init; tests and the offline demo), ``"imagenet"`` (torchvision's
@@ -57,13 +56,7 @@ class TeacherTarget(nn.Module):
         # distillation (separate jobs) must see the same Ψ.
         model = build_backbone(backbone, weights, init_seed=init_seed)
         self.extractor = LayerExtractor(model, ["layer2", "layer3"])
-        for parameter in self.parameters():
-            parameter.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> TeacherTarget:
-        # Frozen: the backbone's batch-norm statistics must never update.
-        return super().train(False)
+        self.freeze()
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

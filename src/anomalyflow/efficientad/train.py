@@ -66,7 +66,7 @@ from anomalyflow.model_folder import EFFICIENTAD_FOLDER
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import PDN, build_pdn, normalize_size
 from anomalyflow.params import family_params
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler, memory_format, place
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, memory_format, place, scaled_step
 
 log = get_logger(__name__)
 
@@ -313,10 +313,7 @@ def train_efficientad(
 
             for group in optimizer.param_groups:
                 group["lr"] = lr * (0.1 if step >= drop_at else 1.0)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            scaled_step(loss, optimizer, scaler)
             end_step(step, iterations, loss, bar, checkpoint_every=checkpoint_every, path=ckpt_file,
                      settings=settings, device=device,
                      state=lambda: {"student": student.state_dict(), "autoencoder": autoencoder.state_dict(),

@@ -25,6 +25,19 @@ BACKBONES = (
 _DENSENET_ALIASES = {f"layer{i}": f"denseblock{i}" for i in range(1, 5)}
 
 
+class Frozen(nn.Module):
+    """A feature extractor that never trains: :meth:`freeze` turns its parameters' gradients off, and it stays in
+    eval mode whatever :meth:`train` is asked (its batch-norm statistics must never update)."""
+
+    def freeze(self) -> Frozen:
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> Frozen:
+        return super().train(False)
+
+
 def build_backbone(name: str, weights: str | os.PathLike | None = "none", *, init_seed: int = 0) -> nn.Module:
     """A torchvision classification network with the requested weights, in eval mode.
 

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from anomalyflow.nets.backbones import LayerExtractor, build_backbone
+from anomalyflow.nets.backbones import Frozen, LayerExtractor, build_backbone
 
 
-class PatchFeatures(nn.Module):
+class PatchFeatures(Frozen):
     """Backbone + locally aware aggregation: images ``[B,3,H,W]`` → features ``[B, h, w, E]``."""
 
     def __init__(
@@ -38,13 +37,7 @@ class PatchFeatures(nn.Module):
         self.patch_size = patch_size
         self.layer_dim = layer_dim or embed_dim
         self.embed_dim = embed_dim
-        for parameter in self.parameters():
-            parameter.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> PatchFeatures:
-        # Frozen feature extractor: batch-norm statistics must never update.
-        return super().train(False)
+        self.freeze()
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

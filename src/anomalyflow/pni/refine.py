@@ -39,7 +39,7 @@ from anomalyflow.pni.model import PNI
 from anomalyflow.pni.refined import normalize_images, resize_images, resolve_refine_params
 from anomalyflow.pni.refinement_net import RefinementNet, refinement_loss
 from anomalyflow.pni.synthetic_anomalies import synthesize
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, scaled_step
 
 log = get_logger(__name__)
 
@@ -110,10 +110,7 @@ def train_refinement_net(net: RefinementNet, images: torch.Tensor, inputs: torch
         with autocast(device, dtype):
             residual = net(x, amap)
         loss = refinement_loss(amap + residual.float(), target)
-        optimiser.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimiser)
-        scaler.update()
+        scaled_step(loss, optimiser, scaler)
         running += loss.detach()
         count += 1
         if step % log_every == 0 or step == iterations:
