@@ -33,3 +33,13 @@ def test_editing_the_feature_module_reruns_the_methods_that_use_it(run):
     jobs = set(planned_jobs(run))
     assert {"patchcore_fit", "patchcore_score"} <= jobs
     assert not jobs & {"efficientad_fit", "efficientad_score", "data_synth_demo_tray", "data_samples"}
+
+
+def test_editing_pni_reruns_no_efficientad_or_teacher_job(demo_run, tmp_path):
+    """Issue 15: the two method families are independent (patch features live in anomalyflow.patches), so an
+    edit of PNI's code leaves EfficientAD, PUAD and the teacher (a day of GPU time on real data) alone."""
+    run = clone_run(demo_run, tmp_path / "run")  # its own copy: the module's run carries the edits above
+    _touch_source(run, "pni/model.py")
+    jobs = set(planned_jobs(run))
+    assert {"pni_fit_memory", "pni_score", "pni_refined_score"} <= jobs
+    assert not {job for job in jobs if job.startswith(("efficientad_", "puad_", "teacher_", "patchcore_"))}
