@@ -3,6 +3,7 @@ import torch
 from PIL import Image
 
 from anomalyflow.data.table import make_table, write_samples
+from anomalyflow.device import resolve_device
 from anomalyflow.families import load_model, score_folder
 from anomalyflow.nets.backbones import build_backbone
 from anomalyflow.patchcore import PatchCore, fit_patchcore
@@ -52,6 +53,8 @@ def test_fit_save_load_predict_round_trip(tmp_path):
     np.testing.assert_allclose(scores, scores_loaded, rtol=1e-5)
     assert maps.shape == (4, 64, 64)
     assert scores[2:].min() > scores[:2].max()  # the bright square is the most unusual patch
+    # A scoring script loads its family's class with the config's device, "auto" included.
+    assert PatchCore.load(tmp_path / "model", "auto").bank.device == resolve_device("auto")
 
 
 def test_scoring_writes_validation_and_test_rows(tmp_path):

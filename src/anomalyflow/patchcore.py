@@ -90,7 +90,7 @@ class PatchCore:
         meta = PATCHCORE_FOLDER.read(model_dir)
         model = cls(meta["params"], device)
         model.grid = tuple(meta["grid"])
-        model.bank = MemoryBank.load(PATCHCORE_FOLDER.path(model_dir, "bank"), device)
+        model.bank = MemoryBank.load(PATCHCORE_FOLDER.path(model_dir, "bank"), model.device)
         return model
 
     @torch.no_grad()
