@@ -130,7 +130,7 @@ def train_refiner(samples_path: str | os.PathLike, pni_model_dir: str | os.PathL
     images = resize_images(normalize_images(synthetic.images), size)
     inputs = resize((maps - lo) / (hi - lo), size).unsqueeze(1)
     targets = F.interpolate(synthetic.masks.float().unsqueeze(1), size=(size, size), mode="nearest")
-    net = RefinementNet(p["weights"]).to(device)
+    net = RefinementNet(p["weights"], init_seed=int(p["seed"])).to(device)
     history = fit_refiner(net, images, inputs, targets, iterations=p["iterations"], batch_size=p["batch_size"],
                           lr=p["lr"], seed=p["seed"], device=device, amp=p["amp"], log_every=p["log_every"])
     folder = Path(out_dir)
