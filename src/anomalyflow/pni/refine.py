@@ -77,7 +77,7 @@ def fit_pni_refined(samples_path: str | os.PathLike, pni_model_dir: str | os.Pat
     images = resize_images(normalize_images(synthetic.images), size)
     inputs = resize((maps - lo) / (hi - lo), size).unsqueeze(1)
     targets = F.interpolate(synthetic.masks.float().unsqueeze(1), size=(size, size), mode="nearest")
-    net = RefinementNet(p["weights"]).to(device)
+    net = RefinementNet(p["weights"], init_seed=int(p["seed"])).to(device)
     history = train_refinement_net(net, images, inputs, targets, iterations=p["iterations"], batch_size=p["batch_size"],
                           lr=p["lr"], seed=p["seed"], device=device, amp=p["amp"], log_every=p["log_every"])
     folder = Path(out_dir)

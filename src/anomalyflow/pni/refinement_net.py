@@ -55,11 +55,21 @@ def _stem(features: nn.Module) -> nn.Sequential:
 
 
 class RefinementNet(nn.Module):
-    """``forward(image [B,3,S,S], amap [B,1,S,S]) -> residual [B,1,S,S]``; S a multiple of 32."""
+    """``forward(image [B,3,S,S], amap [B,1,S,S]) -> residual [B,1,S,S]``; S a multiple of 32.
 
-    def __init__(self, weights: str | os.PathLike | None = "none"):
+    ``init_seed`` seeds every random initialisation (the decoder's, and the DenseNet's under ``weights: none``)
+    from its own generator state, so two trainings with one config start from the same weights whatever the
+    process drew before.
+    """
+
+    def __init__(self, weights: str | os.PathLike | None = "none", *, init_seed: int = 0):
         super().__init__()
-        features = build_densenet161(weights).features
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self._build(weights, init_seed)
+
+    def _build(self, weights: str | os.PathLike | None, init_seed: int) -> None:
+        features = build_densenet161(weights, init_seed=init_seed).features
         self.image_stem = _stem(features)
         # Encoder 2 starts from the same weights (both are ImageNet DenseNet-161s in C9).
         self.map_stem = copy.deepcopy(self.image_stem)
