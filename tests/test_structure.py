@@ -104,3 +104,22 @@ def test_no_file_is_longer_than_its_limit(where, pattern, limit):
     counts = _line_counts((REPO / where).glob(pattern))
     assert counts, where
     assert {path: n for path, n in counts.items() if n > limit} == {}
+
+
+def test_no_tracked_file_holds_a_merge_conflict():
+    # One README once shipped with both sides of a merge and the markers between them.
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: no list of tracked files")
+    files = [name for name in listed.stdout.split("\0") if name]
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    found = []
+    for name in files:
+        path = REPO / name
+        if path.suffix in {".png", ".jpg", ".npz", ".pt", ".pth", ".whl"} or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        found += [f"{name}:{i}" for i, line in enumerate(text.splitlines(), 1) if line.startswith(markers)]
+    assert not found, "merge conflict markers in " + ", ".join(found)
