@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) results/demo/all.csv
-	@echo; echo "results table: results/demo/all.csv"; $(BIN)/python -m anomalyflow.aggregate --show results/demo/all.csv
+	@echo; echo "results table: results/demo/all.csv"; $(BIN)/python -m anomalyflow.results_table --show results/demo/all.csv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ Cases (random float32 features, standard normal, seed 0):
 Equal work: both project to the same Johnson–Lindenstrauss dimension (sklearn's rule with eps 0.9, what
 anomalib's ``SparseRandomProjection(eps=0.9)`` picks: 301 for 204,800 points), both select the random
 start as the first centre (``include_start=True``; anomalib ≥ 2.6 does too). anomalyflow:
-:func:`anomalyflow.pni.coreset.greedy_coreset` (dense Gaussian projection, chunked ‖x‖² − 2x·c + ‖c‖²
+:func:`anomalyflow.patches.coreset.greedy_coreset` (dense Gaussian projection, chunked ‖x‖² − 2x·c + ‖c‖²
 updates), with the projected points stored as float32 and, on the CPU, also as int8 codes
 (``storage="int8"``, what the workflow's ``coreset_storage: auto`` picks there; its selections cover the
 features as well as float32's: ``bench/coreset_quality.py``). anomalib 2.7:
@@ -33,8 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
+from anomalyflow.patches.coreset import coreset_size, greedy_coreset
 from anomalyflow.pni.banks import jl_dimension
-from anomalyflow.pni.coreset import coreset_size, greedy_coreset
 
 NAME = "coreset"
 CASES = [  # (N, D, fraction, compare with anomalib)

@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
+from anomalyflow.patches.coreset import coreset_size, greedy_coreset
 from anomalyflow.pni.banks import jl_dimension
-from anomalyflow.pni.coreset import coreset_size, greedy_coreset
 
 NAME = "coreset_quality"
 

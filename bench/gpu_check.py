@@ -79,7 +79,7 @@ def preflight(device: torch.device, *, tiny: bool, with_anomalib: bool) -> tuple
     try:
         import faiss
 
-        from anomalyflow.pni.memory import faiss_gpu_available
+        from anomalyflow.patches.memory import faiss_gpu_available
 
         info["faiss"] = f"{faiss.__version__}, GPU index: {'yes' if faiss_gpu_available() else 'no'}"
     except ImportError as error:

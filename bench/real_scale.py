@@ -10,8 +10,8 @@ size) and cached under ``--data``. EfficientAD's ImageNet stand-in is 100 genera
 distillation's ``cache_limit`` of 64, so the teacher streams its images as it does from ImageNet).
 
 Every stage makes the library call its rule script makes (``workflow/scripts/*.py``), with the published
-settings (``config/config.yaml``'s methods, the rest from ``config/schema.yaml``'s defaults) and random-init
-weights (``weights: none``: the same cost as ImageNet weights, nothing to download). Each runs in its own
+settings (``config/config.yaml``'s methods, the rest from ``src/anomalyflow/schema.yaml``'s defaults) and
+random-init weights (``weights: none``: the same cost as ImageNet weights, nothing to download). Each runs in its own
 process pinned to ``--cores`` CPUs (affinity, torch threads through :func:`anomalyflow.jobs.job` as in the
 workflow, and Snakemake's thread variables), so its peak resident memory (``VmHWM``) is its own. Where the
 full stage is days of CPU time, a measured prefix runs and the rest is extrapolated:
@@ -98,28 +98,28 @@ class Stage:
 
 
 STAGES = [
-    Stage("samples", "samples", "full", threads="rule"),
+    Stage("samples", "data_samples", "full", threads="rule"),
     Stage("patchcore_fit", "patchcore_fit", "full", ("samples",)),
     Stage("patchcore_score", "patchcore_score", "full", ("patchcore_fit",)),
-    Stage("imagenet_stats", "imagenet_stats", "images", shared=True),
-    *[Stage(f"distill_{s}", "distill_teacher", "steps", ("imagenet_stats",), shared=True, size=s,
+    Stage("imagenet_stats", "teacher_stats", "images", shared=True),
+    *[Stage(f"distill_{s}", "teacher_distill", "steps", ("imagenet_stats",), shared=True, size=s,
             handler="distill") for s in "sm"],
     *[stage for s in "sm" for stage in (
-        Stage(f"efficientad_{s}_train", "train_efficientad", "steps", ("samples", f"distill_{s}"), size=s,
+        Stage(f"efficientad_{s}_train", "efficientad_fit", "steps", ("samples", f"distill_{s}"), size=s,
               handler="efficientad_train"),
-        Stage(f"efficientad_{s}_quantiles", "efficientad_quantiles", "full", (f"efficientad_{s}_train",), size=s,
+        Stage(f"efficientad_{s}_quantiles", "efficientad_fit_quantiles", "full", (f"efficientad_{s}_train",), size=s,
               handler="efficientad_quantiles"),
         Stage(f"efficientad_{s}_score", "efficientad_score", "full", (f"efficientad_{s}_quantiles",), size=s,
               handler="efficientad_score"),
-        Stage(f"puad_{s}_fit", "fit_puad", "full", (f"efficientad_{s}_quantiles",), size=s, handler="puad_fit"),
-        Stage(f"puad_{s}_score", "score_puad", "full", (f"puad_{s}_fit",), size=s, handler="puad_score"))],
+        Stage(f"puad_{s}_fit", "puad_fit", "full", (f"efficientad_{s}_quantiles",), size=s, handler="puad_fit"),
+        Stage(f"puad_{s}_score", "puad_score", "full", (f"puad_{s}_fit",), size=s, handler="puad_score"))],
     Stage("pni_memory", "pni_fit_memory", "full", ("samples",)),
     Stage("pni_mlp", "pni_fit_mlp", "stopped", ("pni_memory",)),
     Stage("pni_score", "pni_score", "full", ("pni_mlp",)),
-    Stage("refiner_train", "train_refiner", "images+steps", ("pni_mlp",)),
-    Stage("refine", "refine", "full", ("refiner_train",)),
-    Stage("ensemble", "ensemble", "full", ("pni_score",), threads="one"),
-    Stage("evaluate", "evaluate", "full", ("ensemble",), threads="one"),
+    Stage("refiner_train", "pni_refined_fit", "images+steps", ("pni_mlp",)),
+    Stage("refine", "pni_refined_score", "full", ("refiner_train",)),
+    Stage("ensemble", "ensemble_score", "full", ("pni_score",), threads="one"),
+    Stage("evaluate", "results_metrics", "full", ("ensemble",), threads="one"),
 ]
 BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -202,7 +202,8 @@ def subset_samples(samples: Path, out: Path, n_train: int) -> Path:
 
 def build_config(root: Path, category: str, imagenet: Path, cores: int, tiny: bool) -> dict:
     """The workflow config of the measured category, validated (defaults filled) as the workflow does."""
-    from anomalyflow.config import load_yaml, validate_config
+    from anomalyflow.readers import load_yaml
+    from anomalyflow.validation import validate_config
 
     published = load_yaml(bl.REPO / "config" / "config.yaml")
     pni = TINY_PNI if tiny else PNI
@@ -216,7 +217,7 @@ def build_config(root: Path, category: str, imagenet: Path, cores: int, tiny: bo
         "datasets": {DATASET: {"layout": "mvtec_loco", "root": str(root), "categories": [category],
                                "methods": methods, "method_params": TINY_METHODS if tiny else {}}},
     }
-    return validate_config(config, bl.REPO / "config" / "schema.yaml")
+    return validate_config(config)
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -317,14 +318,14 @@ class Chain:
         return {"function": function, **result}
 
     def with_weights(self, method: str, backbone: str | None = None) -> dict:
-        from anomalyflow.nets.backbones import resolve_weights
+        from anomalyflow.config import resolve_weights
 
         params = self.params[method]
         return {**params, "weights": resolve_weights(params["weights"], backbone or params["backbone"])}
 
     def score(self, stage: str, method: str, maps: bool = True) -> dict:
         folder = self.model(method)
-        return self.run(stage, "anomalyflow.scoring:score_category", str(folder), self.samples,
+        return self.run(stage, "anomalyflow.families:score_folder", str(folder), self.samples,
                         str(folder / "scores.csv"), str(folder / "maps.npz") if maps else None, device=self.device,
                         num_workers=0)
 
@@ -366,7 +367,7 @@ class Chain:
         return {"what": self._scored(), "runs": [self.score(stage.name, "patchcore")]}
 
     def stage_imagenet_stats(self, stage: Stage) -> dict:
-        from anomalyflow.nets.backbones import resolve_weights
+        from anomalyflow.config import resolve_weights
 
         t = self.teacher
         runs = []
@@ -392,7 +393,7 @@ class Chain:
                 "extrapolation": f"setup + {total:,} x (median {unit}) + tail (saving)"}
 
     def stage_distill(self, stage: Stage) -> dict:
-        from anomalyflow.nets.backbones import resolve_weights
+        from anomalyflow.config import resolve_weights
 
         t, n, size = self.teacher, self.args.distill_steps, stage.size
         run = self.run(stage.name, "anomalyflow.efficientad.distill:distill_teacher", t["imagenet_root"], self.stats,
@@ -423,8 +424,8 @@ class Chain:
     def stage_efficientad_quantiles(self, stage: Stage) -> dict:
         method = f"efficientad_{stage.size}"
         folder = self.model(method)
-        run = self.run(stage.name, "anomalyflow.efficientad.stages:fit_quantiles", str(folder), self.samples,
-                       str(folder / "quantiles.json"), self.params[method], device=self.device, num_workers=0)
+        run = self.run(stage.name, "anomalyflow.efficientad.stages:fit_efficientad_quantiles", str(folder),
+                       self.samples, self.params[method], category=self.category, device=self.device, num_workers=0)
         return {"what": f"{self.counts()['validation']} validation images", "runs": [run]}
 
     def stage_efficientad_score(self, stage: Stage) -> dict:
@@ -498,7 +499,7 @@ class Chain:
         runs = []
         for k in self.args.refiner_images:
             subset = subset_samples(Path(self.samples), self.folder / f"samples_{k}train.csv", k)
-            runs.append(self.run(stage.name, "anomalyflow.pni.refine:train_refiner", str(subset),
+            runs.append(self.run(stage.name, "anomalyflow.pni.refine:fit_pni_refined", str(subset),
                                  str(self.model(params["base"])), str(self.model("pni_refined")),
                                  {**self.with_weights("pni_refined", "densenet161"), "iterations": n},
                                  label=f"{stage.name}_{k}", device=self.device, num_workers=0))
@@ -527,9 +528,7 @@ class Chain:
         # Every member reads the one measured PNI model's files (see the module notes).
         members = [[m, str(source / "scores.csv"), str(source / "maps.npz")] for m in params["members"]]
         run = self.run(stage.name, "anomalyflow.ensemble:ensemble_category", self.samples, members,
-                       str(folder / "scores.csv"), str(folder / "maps.npz"), str(folder / "model.json"),
-                       normalization=params["normalization"], image_score=params["image_score"],
-                       top_fraction=params["top_fraction"])
+                       str(folder / "scores.csv"), str(folder / "maps.npz"), str(folder / "model.json"), params)
         return {"what": f"{len(members)} members' maps of {self._scored()}", "runs": [run], "params": params}
 
     def stage_evaluate(self, stage: Stage) -> dict:

@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
 from anomalyflow.patchcore import PatchCore
+from anomalyflow.patches.memory import MemoryBank, faiss_gpu_available
 from anomalyflow.pni.banks import Banks
 from anomalyflow.pni.geometry import interior_max, patch_map_to_pixels
-from anomalyflow.pni.memory import MemoryBank, faiss_gpu_available
 from anomalyflow.pni.model import PNI
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, window_offsets
 

@@ -93,7 +93,7 @@ def peak_rss() -> int | None:
 
 
 def samples_job(layout: str, root: str, category: str, out: str, *, workers: int, dataset: str) -> None:
-    """workflow/scripts/samples.py's two calls (the validation images are the layout's own folder)."""
+    """What workflow/scripts/data_samples.py runs (write_verified_samples; LOCO has its own validation folder)."""
     from anomalyflow.data.check import verified_samples
     from anomalyflow.data.table import write_samples
 
@@ -101,7 +101,7 @@ def samples_job(layout: str, root: str, category: str, out: str, *, workers: int
 
 
 def evaluate_job(samples: str, scores: str, maps: str, out: str, **kwargs) -> None:
-    """workflow/scripts/evaluate.py's two calls."""
+    """workflow/scripts/results_metrics.py's two calls."""
     from anomalyflow.evaluate import evaluate_category, write_metrics
 
     write_metrics(out, evaluate_category(samples, scores, maps, **kwargs))

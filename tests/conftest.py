@@ -23,16 +23,16 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def schema(repo_root) -> dict:
-    """config/schema.yaml, parsed (validate_config does not change it)."""
-    from anomalyflow.config import load_yaml
+    """The config schema (src/anomalyflow/schema.yaml), parsed (validate_config does not change it)."""
+    from anomalyflow.readers import load_yaml
 
-    return load_yaml(repo_root / "config" / "schema.yaml")
+    return load_yaml(repo_root / "src" / "anomalyflow" / "schema.yaml")
 
 
 @pytest.fixture
 def config(repo_root) -> dict:
     """A fresh copy of the demo config (config/config.yaml), not yet validated; a test may change it."""
-    from anomalyflow.config import load_yaml
+    from anomalyflow.readers import load_yaml
 
     return load_yaml(repo_root / "config" / "config.yaml")
 

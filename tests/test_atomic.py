@@ -41,7 +41,7 @@ WRITERS = {"save", "savez", "savez_compressed", "to_csv", "to_parquet", "to_json
            "write_index", "imwrite", "imsave", "savefig", "dump"}
 # Writes outside an ``atomic_path`` block that are atomic anyway, each with the reason.
 ATOMIC_ANYWAY = {
-    ("data/synth.py", "Image.fromarray(array).save(path"): "into generate()'s atomic_path(directory=True) folder",
+    ("data/synth/writer.py", "Image.fromarray(array).save(path"): "into generate()'s atomic_path(directory=True)",
     ("patchcore.py", "self.bank.save("): "MemoryBank.save writes through atomic_path",
     ("patchcore.py", "model.save("): "PatchCore.save: MemoryBank.save and write_json",
     ("puad.py", "model.gaussian.save("): "PooledGaussian.save: save_npz",

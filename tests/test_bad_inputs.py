@@ -274,21 +274,21 @@ EFFICIENTAD_MODEL = tuple(f"efficientad_s/{name}" for name in
                           ("model.json", "student.pt", "autoencoder.pt", "teacher.pt", "teacher_stats.pt"))
 
 FAILS: dict[str, Fails] = {
-    "truncated PNG": Fails(_truncate, "truncated PNG file", "samples", SAMPLES),
-    "corrupt PNG pixel data": Fails(_corrupt_pixels, "truncated or corrupt image data", "samples", SAMPLES),
-    "zero-byte file": Fails(_zero_bytes, "empty file (0 bytes)", "samples", SAMPLES),
-    "text file named .png": Fails(_not_an_image, "not an image that can be read", "samples", SAMPLES),
-    "mask size != image size": Fails(_mask_size, "mask is 32x32 but its image", "samples", SAMPLES),
-    "defect image without mask": Fails(_defect_without_mask, "no ground-truth mask", "samples", SAMPLES),
-    "mask without image": Fails(_mask_without_image, "mask without a test image", "samples", SAMPLES),
-    "empty split folder": Fails(_empty_split, "no images", "samples", SAMPLES),
-    "test set of good images only": Fails(_only_good, "no anomalous test images", "evaluate",
+    "truncated PNG": Fails(_truncate, "truncated PNG file", "data_samples", SAMPLES),
+    "corrupt PNG pixel data": Fails(_corrupt_pixels, "truncated or corrupt image data", "data_samples", SAMPLES),
+    "zero-byte file": Fails(_zero_bytes, "empty file (0 bytes)", "data_samples", SAMPLES),
+    "text file named .png": Fails(_not_an_image, "not an image that can be read", "data_samples", SAMPLES),
+    "mask size != image size": Fails(_mask_size, "mask is 32x32 but its image", "data_samples", SAMPLES),
+    "defect image without mask": Fails(_defect_without_mask, "no ground-truth mask", "data_samples", SAMPLES),
+    "mask without image": Fails(_mask_without_image, "mask without a test image", "data_samples", SAMPLES),
+    "empty split folder": Fails(_empty_split, "no images", "data_samples", SAMPLES),
+    "test set of good images only": Fails(_only_good, "no anomalous test images", "results_metrics",
                                           ("patchcore/metrics.csv",)),
-    "test set of anomalous images only": Fails(_only_anomalous, "no good test images", "evaluate",
+    "test set of anomalous images only": Fails(_only_anomalous, "no good test images", "results_metrics",
                                                ("patchcore/metrics.csv",)),
     "symbolic link loop": Fails(_symlink_loop, "symbolic link loop", None),
     UNREADABLE: Fails(_unreadable, "permission denied", None),
-    "constant training images (EfficientAD)": Fails(_constant, "does not vary", "train_efficientad",
+    "constant training images (EfficientAD)": Fails(_constant, "does not vary", "efficientad_fit",
                                                       EFFICIENTAD_MODEL, methods=("efficientad_s",)),
 }
 
@@ -436,10 +436,10 @@ def test_broken_dataset_is_one_clear_error(corpus, case):
         record(case, "library", "(readable to this process, which runs as root: see check-data and workflow)")
         pytest.skip("root reads a chmod-000 file; the CLI and workflow tests run without that override")
     spec = FAILS[case]
-    if spec.rule in ("evaluate", "train_efficientad"):
+    if spec.rule in ("results_metrics", "efficientad_fit"):
         # Legal tables: check-data warns, the stage that needs the missing data stops (below).
         report = check_data("folder", corpus.dataset(case), full=True)
-        assert "warning" in report or spec.rule == "train_efficientad"
+        assert "warning" in report or spec.rule == "efficientad_fit"
         message = _stage_error(corpus, case)
     else:
         with pytest.raises(AnomalyflowError) as error:
@@ -456,7 +456,7 @@ def _stage_error(corpus: Corpus, case: str) -> str:
     folder = Path(tempfile.mkdtemp(dir=corpus.scratch))
     samples = folder / "samples.csv"
     write_samples(read_samples_from_layout("folder", corpus.dataset(case), CATEGORY), samples)
-    if FAILS[case].rule == "evaluate":
+    if FAILS[case].rule == "results_metrics":
         from anomalyflow.evaluate import evaluate_category
         from anomalyflow.outputs import scores_table, write_scores
 
@@ -469,8 +469,8 @@ def _stage_error(corpus: Corpus, case: str) -> str:
     from anomalyflow.efficientad.train import train_efficientad
 
     with pytest.raises(NumericalError) as error:
-        train_efficientad(samples, random_teacher(folder), folder / "model", size="s", iterations=2,
-                          image_size=SIDE, device="cpu")
+        train_efficientad(samples, random_teacher(folder), folder / "model",
+                          {"size": "s", "iterations": 2, "image_size": SIDE}, device="cpu")
     assert not (folder / "model").exists()
     return _one_line_error(error.value, samples)
 
@@ -489,22 +489,22 @@ def test_constant_training_images_give_finite_patchcore_scores(tmp_path):
     """A constant training set is legal for PatchCore (any deviation is anomalous): finite scores, no NaN."""
     from test_patchcore import PARAMS, _dataset
 
+    from anomalyflow.families import score_folder
     from anomalyflow.patchcore import fit_patchcore
-    from anomalyflow.scoring import score_category
 
     samples = _dataset(tmp_path, n_train=4, n_test=4)
     for path in pd.read_csv(samples).query("split == 'train'")["path"]:
         Image.new("RGB", (SIDE, SIDE), (120, 120, 120)).save(path)
     fit_patchcore(samples, tmp_path / "model", PARAMS, device="cpu")
-    table = score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+    table = score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     assert np.isfinite(table["score"]).all() and table["score"].std() > 0
 
 
 def test_nan_inside_a_model_is_a_numerical_error_and_writes_nothing(tmp_path, monkeypatch):
     from test_patchcore import PARAMS, _dataset
 
+    from anomalyflow.families import score_folder
     from anomalyflow.patchcore import PatchCore, fit_patchcore
-    from anomalyflow.scoring import score_category
 
     samples = _dataset(tmp_path, n_train=4, n_test=2)
     fit_patchcore(samples, tmp_path / "model", PARAMS, device="cpu")
@@ -516,7 +516,7 @@ def test_nan_inside_a_model_is_a_numerical_error_and_writes_nothing(tmp_path, mo
 
     monkeypatch.setattr(PatchCore, "predict", nan_maps)
     with pytest.raises(NumericalError, match="non-finite anomaly maps") as error:
-        score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+        score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "maps.npz").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     record("NaN maps inside a model (simulated)", "library", f"clear error: {error.value}")
@@ -542,7 +542,7 @@ def _cli_args(corpus: Corpus, case: str) -> list[str]:
 def _check_cli_result(corpus: Corpus, case: str, status: int, stdout: str, stderr: str) -> str:
     """The outcome of one check-data run: exit 0 for a usable dataset, else one clean line."""
     assert "Traceback" not in stdout + stderr, stderr
-    if case == WORKS_DATASET or (case in FAILS and FAILS[case].rule in ("evaluate", "train_efficientad")):
+    if case == WORKS_DATASET or (case in FAILS and FAILS[case].rule in ("results_metrics", "efficientad_fit")):
         assert status == 0, stderr  # usable; a legal but one-class test set gets a warning line
         return "exit 0" + (" + warning" if "warning" in stdout else "")
     culprit, words = ((str(_cli_root(corpus, case)), "dataset root not found") if case.startswith("config:")
@@ -630,7 +630,7 @@ def workflow(corpus) -> dict[str, WorkflowRun]:
     # The datasets whose problem shows in a job run together (--keep-going): one Snakemake, one DAG.
     in_jobs = [WORKS_DATASET, *(name for name, spec in FAILS.items() if spec.rule is not None)]
     together = _workdir(corpus, "together", workflow_config(corpus, in_jobs))
-    # Each case's metrics, not all.csv: aggregate would add the report's figure jobs, which test nothing here.
+    # Each case's metrics, not all.csv: results_table would add the report's figure jobs, which test nothing here.
     targets = [f"results/{slug(name)}/{CATEGORY}/{method}/metrics.csv" for name in in_jobs
                for method in (FAILS[name].methods if name in FAILS else ["patchcore"])]
     runs = {"together": WorkflowRun(together, snakemake(together, "--keep-going", *targets))}
@@ -685,7 +685,7 @@ def test_workflow_stops_cleanly(corpus, workflow, case):
     results = run_.workdir / "results" / slug(case)
     assert not list(results.rglob("metrics.csv"))
     culprit = str(corpus.culprits[case])
-    if spec.rule in ("evaluate", "train_efficientad"):  # a problem of the whole table: it names the table
+    if spec.rule in ("results_metrics", "efficientad_fit"):  # a problem of the whole table: it names the table
         culprit = f"results/{slug(case)}/{CATEGORY}/samples.csv"
     lines = [line for line in run_.result.stderr.splitlines() if "error:" in line and culprit in line]
     assert lines, (culprit, run_.result.stderr[-5000:])

@@ -22,14 +22,24 @@ def test_editing_puad_reruns_only_puad_jobs(run):
     _touch_source(run, "puad.py")
     jobs, outputs = dry_run(run)
     # (+ the report's figures, which show PUAD's scores)
-    assert sorted(set(jobs)) == ["aggregate", "all", "evaluate", "fit_puad", "report_category", "report_summary",
-                                 "score_puad"]
-    assert jobs.count("fit_puad") == 2 and jobs.count("evaluate") == 2  # both categories, PUAD only
+    assert sorted(set(jobs)) == ["all", "puad_fit", "puad_score", "report_category", "report_summary",
+                                 "results_metrics", "results_table"]
+    assert jobs.count("puad_fit") == 2 and jobs.count("results_metrics") == 2  # both categories, PUAD only
     assert all("/puad_s/" in o or "/figures/" in o or o.endswith("all.csv") for o in outputs)
 
 
 def test_editing_the_feature_module_reruns_the_methods_that_use_it(run):
-    _touch_source(run, "pni/coreset.py")
+    _touch_source(run, "patches/coreset.py")
     jobs = set(planned_jobs(run))
     assert {"patchcore_fit", "patchcore_score"} <= jobs
-    assert not jobs & {"train_efficientad", "efficientad_score", "synth_demo_tray", "samples"}
+    assert not jobs & {"efficientad_fit", "efficientad_score", "data_synth_demo_tray", "data_samples"}
+
+
+def test_editing_pni_reruns_no_efficientad_or_teacher_job(demo_run, tmp_path):
+    """Issue 15: the two method families are independent (patch features live in anomalyflow.patches), so an
+    edit of PNI's code leaves EfficientAD, PUAD and the teacher (a day of GPU time on real data) alone."""
+    run = clone_run(demo_run, tmp_path / "run")  # its own copy: the module's run carries the edits above
+    _touch_source(run, "pni/model.py")
+    jobs = set(planned_jobs(run))
+    assert {"pni_fit_memory", "pni_score", "pni_refined_score"} <= jobs
+    assert not {job for job in jobs if job.startswith(("efficientad_", "puad_", "teacher_", "patchcore_"))}

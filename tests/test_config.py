@@ -2,8 +2,9 @@ import copy
 
 import pytest
 
-from anomalyflow.config import method_params, validate_config
+from anomalyflow.config import method_params
 from anomalyflow.errors import ConfigError
+from anomalyflow.validation import validate_config
 
 
 def test_shipped_config_validates_and_knows_every_public_dataset(config, schema):

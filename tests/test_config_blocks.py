@@ -13,8 +13,9 @@ import inspect
 
 import pytest
 
-from anomalyflow.config import evaluation_params, validate_config
+from anomalyflow.config import evaluation_params
 from anomalyflow.errors import ConfigError
+from anomalyflow.validation import validate_config
 
 #: The schema objects that accept keys the schema does not list, each with why (by config path; ``*`` is
 #: any name). Every other object must have ``additionalProperties: false``.
@@ -158,62 +159,53 @@ def test_evaluation_block_is_evaluate_categorys_keywords(schema, tmp_path):
         evaluate_category(missing, missing, None, method="m", spro_limits=[0.1, 1.5])
 
 
-def _known_keys(family: str) -> set[str]:
-    if family == "patchcore":
-        from anomalyflow.patchcore import DEFAULTS
-        return {*DEFAULTS, "family"}
-    if family == "pni":
-        from anomalyflow.pni.model import DEFAULTS
-        return {*DEFAULTS, "family"}
-    if family == "pni_refined":
-        from anomalyflow.pni.refine import REFINE_DEFAULTS
-        return {*REFINE_DEFAULTS, "family", "base"}
-    if family == "efficientad":
-        from anomalyflow.efficientad.stages import PARAMETERS
-        return set(PARAMETERS)
-    from anomalyflow.puad import PARAMETERS
-    return set(PARAMETERS)
-
-
-# The ensemble family is not here: its script passes ensemble_category() named keyword arguments, so no
-# parameter dict reaches the library.
-FAMILIES = ["patchcore", "pni", "pni_refined", "efficientad", "puad"]
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_the_library_knows_exactly_each_familys_schema_keys(schema, family):
-    assert _known_keys(family) == set(schema["$defs"]["families"][family]["properties"])
-
-
 def _entry_points(family: str, params: dict, tmp_path):
     """Call the family's library entry point that takes a method's parameter dict (nothing is read before
-    the check, so the paths need not exist)."""
+    the check, so the paths need not exist); return the parameters it works with."""
     if family == "patchcore":
         from anomalyflow.patchcore import PatchCore
-        return PatchCore(params)
+        return PatchCore(params).params
     if family == "pni":
         from anomalyflow.pni.model import PNI
-        return PNI(params)
+        return PNI(params).params
     if family == "pni_refined":
-        from anomalyflow.pni.refine import resolve_refine_params
+        from anomalyflow.pni.refined import resolve_refine_params
         return resolve_refine_params(params)
     if family == "efficientad":
         from anomalyflow.efficientad.stages import fit_efficientad
         return fit_efficientad(tmp_path / "samples.csv", tmp_path, params, category="c", teacher_file=None,
                                penalty_images=None)
+    if family == "ensemble":
+        from anomalyflow.ensemble import ensemble_category
+        return ensemble_category(tmp_path / "samples.csv", [], tmp_path / "s.csv", tmp_path / "m.npz",
+                                 tmp_path / "e.json", params)
     from anomalyflow.puad import fit_puad
     return fit_puad(tmp_path / "samples.csv", tmp_path, tmp_path, params)
+
+
+@pytest.mark.parametrize("family", ["patchcore", "pni", "pni_refined"])
+def test_the_library_works_with_exactly_each_familys_schema_keys(schema, family, tmp_path):
+    properties = schema["$defs"]["families"][family]["properties"]
+    # every key with a default; a reference without one (a refined PNI's base) only when given
+    assert set(_entry_points(family, {}, tmp_path)) == {key for key, spec in properties.items() if "default" in spec}
 
 
 @pytest.mark.parametrize(("family", "typo", "meant"), [
     ("patchcore", "coreset_fractoin", "coreset_fraction"), ("pni", "mlp_epoch", "mlp_epochs"),
     ("pni_refined", "refine_sise", "refine_size"), ("efficientad", "iteration", "iterations"),
-    ("puad", "featur", "feature"),
+    ("puad", "featur", "feature"), ("ensemble", "top_fractoin", "top_fraction"),
 ])
 def test_a_misspelt_parameter_stops_the_library_too(family, typo, meant, tmp_path):
     with pytest.raises(ConfigError) as error:
         _entry_points(family, {"family": family, typo: 1}, tmp_path)
     assert str(error.value) == f"{family}: parameter '{typo}' is not known; did you mean '{meant}'?"
+
+
+def test_a_value_the_schema_refuses_stops_the_library_too():
+    from anomalyflow.pni.model import PNI
+
+    with pytest.raises(ConfigError, match="config key 'pni.score': 'nb_coorr' is not one of nb_coor, nb, coor"):
+        PNI({"score": "nb_coorr"})
 
 
 def test_puad_fusion_weights_refuse_an_unknown_part():

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from anomalyflow.errors import ConfigError
-from anomalyflow.pni import coreset as coreset_module
-from anomalyflow.pni.coreset import coreset_size, greedy_coreset
+from anomalyflow.patches import coreset as coreset_module
+from anomalyflow.patches.coreset import coreset_size, greedy_coreset
 
 
 def textbook_greedy(points: np.ndarray, n: int, start: int, include_start: bool = True) -> list[int]:

@@ -16,13 +16,14 @@ from anomalyflow.data.loader import image_transform, load_images
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.efficientad.model import EfficientAD
 from anomalyflow.efficientad.train import efficientad_losses, train_efficientad
+from anomalyflow.families import load_model
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn, pdn_small
 from anomalyflow.patchcore import fit_patchcore
-from anomalyflow.pni.coreset import greedy_coreset
-from anomalyflow.pni.memory import MemoryBank, faiss_gpu_available
+from anomalyflow.patches.coreset import greedy_coreset
+from anomalyflow.patches.memory import MemoryBank, faiss_gpu_available
+from anomalyflow.pni.model import resolve_params
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
-from anomalyflow.scoring import load_model
 
 pytestmark = pytest.mark.cuda
 
@@ -72,7 +73,7 @@ def test_amp_training_on_the_gpu_lowers_the_loss(tmp_path):
     losses = {}
     for steps in (0, 50):
         out = tmp_path / f"m{steps}"
-        train_efficientad(table, tmp_path / "teacher.pt", out, iterations=steps, image_size=SIDE, device="cuda")
+        train_efficientad(table, tmp_path / "teacher.pt", out, {"iterations": steps, "image_size": SIDE}, device="cuda")
         losses[steps] = _training_loss(out, table)
     assert np.isfinite(losses[50]) and losses[50] < 0.8 * losses[0], losses
 
@@ -145,9 +146,10 @@ def test_pni_scores_on_the_gpu_match_the_cpu(fp32, tmp_path):
     images = _test_images(samples, cpu.transform())
     cpu_scores, _ = cpu.predict(images)
     gpu = load_model(tmp_path / "model", GPU)
-    gpu.params["amp"] = False  # fp32: the same gates as on the CPU
+    gpu.params = resolve_params({**gpu.params, "amp": False})  # fp32: the same gates as on the CPU
     np.testing.assert_allclose(gpu.predict(images)[0], cpu_scores, rtol=1e-4)
-    gpu.params["amp"] = True  # the default on CUDA: the MLP under autocast; the anomalous half still stands out
+    # amp, the default on CUDA: the MLP under autocast; the anomalous half still stands out
+    gpu.params = resolve_params({**gpu.params, "amp": True})
     amp_scores, _ = gpu.predict(images)
     assert np.isfinite(amp_scores).all() and amp_scores[2:].min() > amp_scores[:2].max()
     assert cpu_scores[2:].min() > cpu_scores[:2].max()

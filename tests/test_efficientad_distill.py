@@ -14,7 +14,11 @@ from anomalyflow.errors import ConfigError
 from anomalyflow.nets.pdn import pdn_small
 
 SIDE = 64  # PDN input; Ψ sees 128
-COMMON = {"backbone": "resnet18", "weights": "none", "image_size": SIDE, "device": "cpu"}
+# Every setting, as a teacher's config entry gives them (distill_teacher and compute_imagenet_stats have no
+# defaults of their own: anomalyflow.params.teacher_settings fills them for fit_teacher and teacher_stats).
+TARGET = {"variant": "p", "backbone": "resnet18", "weights": "none", "image_size": SIDE}
+DISTILL = {**TARGET, "iterations": 4, "batch_size": 2, "lr": 1e-4, "weight_decay": 1e-5, "seed": 0, "cache_limit": 64,
+           "checkpoint_every": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +26,13 @@ def imagenet(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagenet")
     write_images(root / "n01", 4, 11, side=80)
     stats = root.parent / f"{root.name}_stats.pt"
-    compute_imagenet_stats(root, stats, batch_size=4, **COMMON)
+    compute_imagenet_stats(root, stats, n_images=10000, seed=42, batch_size=4, device="cpu", **TARGET)
     return root, stats
 
 
 def _distil(imagenet, out, **kwargs):
     root, stats = imagenet
-    settings = {"iterations": 4, "batch_size": 2, "checkpoint_every": 1000, **COMMON, **kwargs}
-    distill_teacher(root, stats, out, **settings)
+    distill_teacher(root, stats, out, size="s", device="cpu", **{**DISTILL, **kwargs})
     return load_teacher_file(out, "s")
 
 
@@ -89,6 +92,6 @@ def test_interrupted_distillation_resumes_to_the_same_weights(imagenet, tmp_path
 def test_statistics_of_another_target_are_refused(imagenet, tmp_path):
     root, stats = imagenet
     with pytest.raises(ConfigError, match="variant"):
-        distill_teacher(root, stats, tmp_path / "t.pt", iterations=1, **{**COMMON, "device": "cpu"}, variant="n")
+        distill_teacher(root, stats, tmp_path / "t.pt", size="s", device="cpu", **{**DISTILL, "variant": "n"})
     with pytest.raises(ConfigError, match="image_size"):
-        distill_teacher(root, stats, tmp_path / "t.pt", iterations=1, **{**COMMON, "image_size": 128})
+        distill_teacher(root, stats, tmp_path / "t.pt", size="s", device="cpu", **{**DISTILL, "image_size": 128})

@@ -1,6 +1,7 @@
 """EfficientAD inference (A6): validation quantiles, maps, geometry, features, the generic scorer."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def trained(tmp_path_factory):
     table = make_category(root / "data", n_train=3, n_val=3, side=SIDE)
     torch.manual_seed(3)
     torch.save(pdn_small().state_dict(), root / "teacher.pt")
-    train_efficientad(table, root / "teacher.pt", root / "model", iterations=2, image_size=SIDE, device="cpu")
+    train_efficientad(table, root / "teacher.pt", root / "model", {"iterations": 2, "image_size": SIDE}, device="cpu")
     quantiles = validation_quantiles(root / "model", table, root / "model" / "quantiles.json", device="cpu")
     return root / "model", table, quantiles
 
@@ -50,6 +51,20 @@ def test_quantiles_file_and_values_match_torch_quantile(trained):
     raw = validation_quantiles(folder, table, folder.parent / "raw.json", device="cpu", maps="raw")
     assert raw["maps"] == "raw" and raw["n_values"] == 3 * 8 * 8
     assert raw["q_st_b"] == pytest.approx(float(torch.quantile(st.flatten(), 0.995)), rel=1e-5)
+
+
+def test_training_leaves_the_quantiles_alone_and_loading_refuses_them_for_other_weights(trained, tmp_path):
+    """quantiles.json is the quantile stage's file: training again does not delete it (no stage writes another's
+    file), and the model refuses quantiles computed for other weights until they are computed again."""
+    folder, table, _ = trained
+    again = shutil.copytree(folder, tmp_path / "model")
+    train_efficientad(table, folder.parent / "teacher.pt", again, {"iterations": 3, "image_size": SIDE}, device="cpu")
+    assert (again / "quantiles.json").read_bytes() == (folder / "quantiles.json").read_bytes()
+    with pytest.raises(DataError, match="computed for other weights"):
+        EfficientAD.load(again, "cpu")
+    validation_quantiles(again, table, again / "quantiles.json", device="cpu")
+    assert EfficientAD.load(again, "cpu").quantiles["weights"] != json.loads((folder / "quantiles.json").read_text())[
+        "weights"]
 
 
 def test_test_rows_never_reach_the_quantiles(trained):

@@ -10,7 +10,7 @@ from anomalyflow.data.loader import image_transform
 from anomalyflow.efficientad.imagenet_stats import compute_imagenet_stats, list_images, select_images
 from anomalyflow.efficientad.target import TeacherTarget
 from anomalyflow.errors import ConfigError, DataError
-from anomalyflow.pni.features import aggregate
+from anomalyflow.patches.features import combine_layers
 
 
 def test_wide_resnet_target_is_384_by_64_by_64_for_512_inputs_in_both_variants():
@@ -34,7 +34,7 @@ def test_p_target_is_layer3_upsampled_concatenated_and_channel_pooled():
 def test_n_target_is_patchcore_aggregation():
     target = TeacherTarget("n", "resnet18", "none")
     x = torch.randn(1, 3, 128, 128)
-    expected = aggregate(target.extractor(x), 3, 1024, 384).permute(0, 3, 1, 2)
+    expected = combine_layers(target.extractor(x), 3, 1024, 384).permute(0, 3, 1, 2)
     out = target(x)
     assert out.shape == (1, 384, 16, 16)
     torch.testing.assert_close(out, expected)
@@ -83,8 +83,8 @@ def _direct_stats(target, images):
 @pytest.mark.parametrize("grayscale", [0.0, 1.0])
 def test_stats_match_a_direct_two_pass_computation(tmp_path, grayscale):
     paths = write_images(tmp_path / "imagenet", 5, 7, side=48)
-    stats = compute_imagenet_stats(tmp_path / "imagenet", tmp_path / "stats.pt", n_images=3, seed=42,
-                                   backbone="resnet18", image_size=32, batch_size=2, device="cpu",
+    stats = compute_imagenet_stats(tmp_path / "imagenet", tmp_path / "stats.pt", n_images=3, seed=42, variant="p",
+                                   backbone="resnet18", weights="none", image_size=32, batch_size=2, device="cpu",
                                    grayscale=grayscale)
     assert stats["n_images"] == 3 and stats["mean"].shape == (384,) and stats["variant"] == "p"
     saved = torch.load(tmp_path / "stats.pt", weights_only=True)

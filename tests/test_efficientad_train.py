@@ -102,8 +102,8 @@ def _states(folder):
 def test_training_runs_and_writes_the_model_folder(category, tmp_path, batch_size, with_penalty):
     table, teacher, penalty = category
     out = tmp_path / "model"
-    train_efficientad(table, teacher, out, iterations=3, batch_size=batch_size, image_size=SIDE, device="cpu",
-                      penalty_paths=penalty if with_penalty else None)
+    train_efficientad(table, teacher, out, {"iterations": 3, "batch_size": batch_size, "image_size": SIDE},
+                      device="cpu", penalty_paths=penalty if with_penalty else None)
     assert {p.name for p in out.iterdir()} == {"student.pt", "autoencoder.pt", "teacher.pt", "teacher_stats.pt",
                                                "model.json"}
     meta = json.loads((out / "model.json").read_text())
@@ -131,9 +131,8 @@ def _training_loss(folder, table) -> float:
 @pytest.mark.slow
 def test_loss_falls_over_fifty_steps(category, tmp_path):
     table, teacher, _ = category
-    settings = {"image_size": SIDE, "device": "cpu"}
-    train_efficientad(table, teacher, tmp_path / "m0", iterations=0, **settings)
-    train_efficientad(table, teacher, tmp_path / "m50", iterations=50, **settings)
+    train_efficientad(table, teacher, tmp_path / "m0", {"iterations": 0, "image_size": SIDE}, device="cpu")
+    train_efficientad(table, teacher, tmp_path / "m50", {"iterations": 50, "image_size": SIDE}, device="cpu")
     before, after = _training_loss(tmp_path / "m0", table), _training_loss(tmp_path / "m50", table)
     assert after < 0.8 * before, (before, after)
 
@@ -144,9 +143,9 @@ class KilledError(Exception):
 
 def test_interrupted_training_resumes_to_the_same_weights(category, tmp_path, monkeypatch):
     table, teacher, penalty = category
-    settings = {"iterations": 5, "batch_size": 2, "checkpoint_every": 2, "image_size": SIDE, "device": "cpu",
-                "penalty_paths": penalty}
-    train_efficientad(table, teacher, tmp_path / "reference", **settings)
+    params = {"iterations": 5, "batch_size": 2, "image_size": SIDE}
+    settings = {"checkpoint_every": 2, "device": "cpu", "penalty_paths": penalty}
+    train_efficientad(table, teacher, tmp_path / "reference", params, **settings)
     real_save = checkpoint_module.save_checkpoint
 
     def save_then_die(path, step, *args):
@@ -157,11 +156,11 @@ def test_interrupted_training_resumes_to_the_same_weights(category, tmp_path, mo
     monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_die)
     out = tmp_path / "resumed"
     with pytest.raises(KilledError):
-        train_efficientad(table, teacher, out, **settings)
+        train_efficientad(table, teacher, out, params, **settings)
     assert checkpoint_path(out).is_file() and not (out / "model.json").exists()
     monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
     torch.manual_seed(999)  # a different global RNG state in the new process: the checkpoint restores it
-    train_efficientad(table, teacher, out, **settings)
+    train_efficientad(table, teacher, out, params, **settings)
     reference, resumed = _states(tmp_path / "reference"), _states(out)
     for name in reference:
         for key in reference[name]:
@@ -173,7 +172,7 @@ def test_constant_training_images_stop_with_a_numerical_error(tmp_path, category
     _, teacher, _ = category
     table = make_category(tmp_path / "flat", n_train=2, n_val=1, side=SIDE, constant=True)
     with pytest.raises(NumericalError, match="constant"):
-        train_efficientad(table, teacher, tmp_path / "model", iterations=1, image_size=SIDE, device="cpu")
+        train_efficientad(table, teacher, tmp_path / "model", {"iterations": 1, "image_size": SIDE}, device="cpu")
 
 
 def test_training_uses_only_training_rows(category, tmp_path, monkeypatch):
@@ -187,7 +186,7 @@ def test_training_uses_only_training_rows(category, tmp_path, monkeypatch):
         return rows
 
     monkeypatch.setattr(train_module, "fit_rows", spy)
-    train_efficientad(table, teacher, tmp_path / "m", iterations=0, image_size=SIDE, device="cpu")
+    train_efficientad(table, teacher, tmp_path / "m", {"iterations": 0, "image_size": SIDE}, device="cpu")
     assert seen["splits"] == {"train"}
     with pytest.raises(LeakageError):
         real_fit_rows(read_samples(table), "test", purpose="EfficientAD training")

@@ -57,7 +57,7 @@ def test_members_on_different_scales_contribute_equally(tmp_path):
 def test_official_test_minmax_is_explicit_and_guarded_statistics_refuse_test_rows(tmp_path):
     members = _members(tmp_path)
     ensemble_category(tmp_path / "samples.csv", members, tmp_path / "s.csv", tmp_path / "m.npz", tmp_path / "e.json",
-                      normalization="test_minmax", image_score="top_mean")
+                      {"normalization": "test_minmax", "image_score": "top_mean"})
     import pandas as pd
 
     with pytest.raises(LeakageError):

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from anomalyflow.aggregate import aggregate
 from anomalyflow.data.table import make_table, write_samples
 from anomalyflow.errors import DataError
 from anomalyflow.evaluate import _fit_mask, evaluate_category
 from anomalyflow.metrics import aupro, image_auroc, pixel_auroc
 from anomalyflow.outputs import scores_table, write_maps, write_scores
+from anomalyflow.results_table import results_table
 
 
 def _category(tmp_path, n_good=4, n_bad=4, size=32, logical=True):
@@ -76,7 +76,7 @@ def test_tiny_regions_survive_downsizing():
     assert small[25:50, 25:50].all()
 
 
-def test_aggregate_adds_a_mean_row_per_method(tmp_path):
+def test_results_table_adds_a_mean_row_per_method(tmp_path):
     paths = []
     for category, value in (("a", 0.6), ("b", 0.8)):
         for method in ("m1", "m2"):
@@ -84,24 +84,24 @@ def test_aggregate_adds_a_mean_row_per_method(tmp_path):
             pd.DataFrame([dict(dataset="d", category=category, method=method, n_test_good=3,
                                image_auroc=value + (method == "m2") * 0.1)]).to_csv(path, index=False)
             paths.append(path)
-    table = aggregate(paths)
+    table = results_table(paths)
     assert table["category"].tolist() == ["a", "b", "mean", "a", "b", "mean"]
     means = table.loc[table["category"] == "mean"].set_index("method")["image_auroc"]
     assert means["m1"] == pytest.approx(0.7) and means["m2"] == pytest.approx(0.8)
     json.dumps(table.to_dict())  # plain values
 
 
-def test_aggregate_names_what_each_row_rests_on(tmp_path):
+def test_results_table_names_what_each_row_rests_on(tmp_path):
     paths = []
     for category in ("a", "b"):
         path = tmp_path / f"{category}.csv"
         pd.DataFrame([dict(dataset="d", category=category, method="m", image_auroc=0.5)]).to_csv(path, index=False)
         paths.append(path)
     same = [dict(category=c, method="m", provenance="teacher imagenet (s): file t.pth") for c in ("a", "b")]
-    table = aggregate(paths, same)
+    table = results_table(paths, same)
     assert table["provenance"].tolist() == ["teacher imagenet (s): file t.pth"] * 3
     differs = [dict(same[0]), dict(same[1], provenance="teacher other (s): file u.pth")]
-    mean = aggregate(paths, differs).set_index("category").loc["mean", "provenance"]
+    mean = results_table(paths, differs).set_index("category").loc["mean", "provenance"]
     assert mean == "teacher imagenet (s): file t.pth | teacher other (s): file u.pth"
 
 

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from anomalyflow.errors import ConfigError
 from anomalyflow.nets.backbones import LayerExtractor, build_backbone
-from anomalyflow.pni.features import PatchFeatures, aggregate
+from anomalyflow.patches.features import PatchFeatures, combine_layers
 
 
 def test_patch_features_grid_and_dimension():
@@ -17,13 +17,13 @@ def test_patch_features_grid_and_dimension():
 def test_aggregation_with_equal_dims_is_a_local_mean():
     # With layer_dim = C the channel-major adaptive pooling averages each channel over its p×p window.
     layer = torch.randn(1, 4, 6, 6)
-    out = aggregate([layer], patch_size=3, layer_dim=4, embed_dim=4)
+    out = combine_layers([layer], patch_size=3, layer_dim=4, embed_dim=4)
     expected = F.avg_pool2d(layer, 3, stride=1, padding=1, count_include_pad=True)
     torch.testing.assert_close(out[0].permute(2, 0, 1), expected[0])
 
 
 
-def patchcore_reference_aggregate(maps, patch_size, layer_dim, embed_dim):
+def patchcore_reference_combination(maps, patch_size, layer_dim, embed_dim):
     """PatchCore's own order of operations: unfold, resize every unfolded element, then pool."""
     reference = maps[0].shape[-2:]
     pooled = []
@@ -45,9 +45,9 @@ def test_aggregation_equals_patchcore_order_of_operations(dims):
     generator = torch.Generator().manual_seed(0)
     maps = [torch.randn(2, 8, 8, 8, generator=generator), torch.randn(2, 12, 4, 4, generator=generator),
             torch.randn(2, 5, 3, 3, generator=generator)]
-    got = aggregate(maps, 3, *dims)
+    got = combine_layers(maps, 3, *dims)
     assert got.shape == (2, 8, 8, dims[1]) and got.is_contiguous()
-    torch.testing.assert_close(got, patchcore_reference_aggregate(maps, 3, *dims), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, patchcore_reference_combination(maps, 3, *dims), rtol=1e-5, atol=1e-6)
 
 def test_densenet_layers_map_to_dense_blocks_and_bad_layers_fail():
     extractor = LayerExtractor(build_backbone("densenet201", "none"), ["layer2", "layer3"])

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from anomalyflow import scoring
+from anomalyflow import families, scoring
 from anomalyflow.data.table import make_table, write_samples
 from anomalyflow.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from anomalyflow.efficientad.model import EfficientAD
@@ -32,7 +32,7 @@ from anomalyflow.nets.pdn import build_pdn
 from anomalyflow.outputs import read_maps, read_scores
 from anomalyflow.patchcore import PatchCore
 from anomalyflow.pni.model import PNI
-from anomalyflow.pni.refine import RefinedPNI
+from anomalyflow.pni.refined import RefinedPNI
 from anomalyflow.predict import overlay, predict_images
 from anomalyflow.puad import PUAD, PooledGaussian
 
@@ -160,9 +160,9 @@ def _score(model, folder, category, monkeypatch, family):
     """The workflow's scoring and evaluation of ``model``, written under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.json").write_text(json.dumps({"family": family}))
-    monkeypatch.setattr(scoring, "load_model", lambda *args, **kwargs: model)
-    table = scoring.score_category(folder, category / "samples.csv", folder / "scores.csv", folder / "maps.npz",
-                                   device="cpu")
+    # anomalyflow predict (the overlays below) loads the folder's model: this one.
+    monkeypatch.setattr(families, "load_model", lambda *args, **kwargs: model)
+    table = scoring.score_category(model, category / "samples.csv", folder / "scores.csv", folder / "maps.npz")
     size = read_maps(folder / "maps.npz")[0].shape[-1]  # at the maps' own size: no resampling blur
     metrics = evaluate_category(category / "samples.csv", folder / "scores.csv", folder / "maps.npz", method=family,
                                 size=size).iloc[0]
@@ -212,7 +212,7 @@ def test_ensembles_of_different_geometries_fuse_per_image_frames(models, categor
     fused = tmp_path / "fused"
     fused.mkdir()
     ensemble_category(category / "samples.csv", members, fused / "scores.csv", fused / "maps.npz",
-                      fused / "model.json", image_score="top_mean")
+                      fused / "model.json", {"image_score": "top_mean"})
     size = read_maps(fused / "maps.npz")[0].shape[-1]
     workflow = evaluate_category(category / "samples.csv", fused / "scores.csv", fused / "maps.npz",
                                  method="ensemble", size=size).iloc[0]

@@ -5,7 +5,7 @@ A rule lists, as its ``code`` inputs, the ``src/anomalyflow`` files its job impo
 name computed at run time (a layout's reader, a model family's class) is invisible to that search, so a
 rule must name it. Here every job of a real run records the modules its process actually imported
 (``sys.modules``, via ``tests/job_modules/sitecustomize.py``), and each must be among its rule's code
-inputs: the shared demo run covers every rule but ``download_weights`` (it needs the internet), and a run
+inputs: the shared demo run covers every rule but ``weights_download`` (it needs the internet), and a run
 of the samples rule on a tiny tree of each other layout covers the layout readers the demo does not use.
 """
 
@@ -25,8 +25,7 @@ from anomalyflow.data.layouts import LAYOUT_MODULES, layout_module_name
 #: The library's loaders by run-time name, and who names their modules for the rules (a new one must be
 #: added here with its answer, and its modules named where the rules' code inputs are built).
 LOADERS_BY_NAME = {
-    "data/layouts.py": "layout_code() in common.smk: the samples rule adds its dataset's reader",
-    "scoring.py": "scorer_code() in common.smk: each scoring rule adds its family's model module",
+    "data/layouts.py": "layout_code() in common.smk: the data_samples rule adds its dataset's reader",
     "efficientad/__init__.py": "its literal _EXPORTS table, which anomalyflow.provenance reads",
 }
 
@@ -49,9 +48,9 @@ def test_every_demo_job_imports_only_its_rules_code_inputs(demo_run, demo_job_mo
     assert not missing, f"jobs imported library files that their rule does not list as code inputs: {missing}"
     # The records are real: the by-name loads show up in them.
     by_rule = {record["rule"]: record for record in records}
-    assert "src/anomalyflow/data/mvtec_loco.py" in by_rule["samples"]["modules"]
+    assert "src/anomalyflow/data/mvtec_loco.py" in by_rule["data_samples"]["modules"]
     assert "src/anomalyflow/patchcore.py" in by_rule["patchcore_score"]["modules"]
-    assert "src/anomalyflow/pni/refine.py" in by_rule["refine"]["modules"]
+    assert "src/anomalyflow/pni/refined.py" in by_rule["pni_refined_score"]["modules"]
 
 
 @pytest.mark.slow

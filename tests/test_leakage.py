@@ -93,8 +93,8 @@ def test_fitting_stages_never_decode_a_test_image(tmp_path, decoded):
     stages = {
         "PatchCore": lambda: fit_patchcore(samples, tmp_path / "patchcore", {
             "backbone": "resnet18", "image_size": SIDE, "embed_dim": 32, "weights": "none"}, device="cpu"),
-        "EfficientAD training": lambda: train_efficientad(samples, teacher, tmp_path / "efficientad", iterations=2,
-                                                          image_size=SIDE, device="cpu"),
+        "EfficientAD training": lambda: train_efficientad(samples, teacher, tmp_path / "efficientad",
+                                                          {"iterations": 2, "image_size": SIDE}, device="cpu"),
         "EfficientAD quantiles": lambda: validation_quantiles(tmp_path / "efficientad", samples,
                                                               tmp_path / "efficientad" / "quantiles.json",
                                                               device="cpu"),
@@ -119,7 +119,7 @@ def test_ensemble_statistics_ignore_the_test_maps(tmp_path):
         folder.mkdir()
         members = _members(folder, test_offset=offset)
         ensemble_category(folder / "samples.csv", members, folder / "s.csv", folder / "m.npz", folder / "e.json",
-                          image_score="mean_zscore")
+                          {"image_score": "mean_zscore"})
         model = json.loads(Path(folder / "e.json").read_text())
         found.append((model["statistics"], model["score_statistics"]))
     assert found[0] == found[1]

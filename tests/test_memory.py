@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anomalyflow.errors import DataError
-from anomalyflow.pni.memory import MemoryBank
+from anomalyflow.patches.memory import MemoryBank
 
 
 def test_exact_search_and_round_trip(tmp_path):

@@ -18,8 +18,8 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.metrics import arrays as arrays_module
 from anomalyflow.metrics import auc_spro, aupro, image_auroc, pixel_auroc, pro_curve
-from anomalyflow.metrics import auroc as auroc_module
 
 LIMITS = (0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0)
 
@@ -107,7 +107,7 @@ def random_case(rng: np.random.Generator, *, ties: bool) -> tuple[np.ndarray, np
 @pytest.fixture
 def torch_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     """Send CPU tensors down the torch code path that CUDA tensors take."""
-    monkeypatch.setattr(auroc_module, "use_torch", lambda x: isinstance(x, torch.Tensor))
+    monkeypatch.setattr(arrays_module, "use_torch", lambda x: isinstance(x, torch.Tensor))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_torch_path_matches_numpy_path(seed: int, monkeypatch: pytest.MonkeyPatc
     expected = (pixel_auroc(masks, maps), aupro(masks, maps), aupro(masks, maps, 0.05),
                 image_auroc(labels, scores) if 0 < labels.sum() < len(labels) else None,
                 pro_curve(masks, maps))
-    monkeypatch.setattr(auroc_module, "use_torch", lambda x: isinstance(x, torch.Tensor))
+    monkeypatch.setattr(arrays_module, "use_torch", lambda x: isinstance(x, torch.Tensor))
     t_masks, t_maps = torch.from_numpy(masks), torch.from_numpy(maps)
     assert pixel_auroc(t_masks, t_maps) == pytest.approx(expected[0], abs=1e-12)
     assert aupro(t_masks, t_maps) == pytest.approx(expected[1], abs=1e-12)

@@ -17,8 +17,8 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.metrics import arrays as arrays_module
 from anomalyflow.metrics import auc_spro, aupro, loco_image_aurocs, saturation_areas, spro_curve
-from anomalyflow.metrics import auroc as auroc_module
 
 CONFIG = [
     {"defect_name": "missing_thing", "pixel_value": 255, "saturation_threshold": 0.5,
@@ -217,7 +217,7 @@ def test_spro_torch_path_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(9)
     maps, defects = random_loco_case(rng, ties=True)
     expected = auc_spro(maps, defects)
-    monkeypatch.setattr(auroc_module, "use_torch", lambda x: isinstance(x, torch.Tensor))
+    monkeypatch.setattr(arrays_module, "use_torch", lambda x: isinstance(x, torch.Tensor))
     torch_defects = [[(torch.from_numpy(mask), saturation) for mask, saturation in image] for image in defects]
     result = auc_spro(torch.from_numpy(maps), torch_defects)
     for limit, value in expected.items():

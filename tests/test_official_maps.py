@@ -1,4 +1,4 @@
-"""Maps in the layout of MVTec's own evaluation scripts (anomalyflow.official_maps, rule official_maps).
+"""Maps in the layout of MVTec's own evaluation scripts (anomalyflow.official_maps, rule official_maps_write).
 
 Each written folder is read back and checked against the method's ``maps.npz``: one file per test image at
 ``test/<defect_type>/<stem>.tiff`` mirroring the dataset's test folder, float32 at the image's size, the
@@ -173,15 +173,15 @@ def test_real_subset_patchcore_maps_and_a_zero_border(mvtec_mini, tmp_path, summ
     """PatchCore (random-init ResNet-18) maps of the real screw images (1024x1024), as they are, and with the
     EfficientAD reference code's zero border (the maps that stop the LOCO script) inside a PNI-like
     centre-crop frame: layout, values and what tie-breaking changes in our metrics."""
+    from anomalyflow.families import score_folder
     from anomalyflow.patchcore import fit_patchcore
-    from anomalyflow.scoring import score_category
 
     samples = tmp_path / "samples.csv"
     write_samples(read_samples_from_layout("mvtec_ad", mvtec_mini, "screw", dataset="mini"), samples)
     params = {"backbone": "resnet18", "image_size": 64, "embed_dim": 64, "coreset_fraction": 0.25,
               "batch_size": 8, "weights": "none", "blur_sigma": 1.0}
     fit_patchcore(samples, tmp_path / "model", params, device="cpu")
-    score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+    score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     maps, paths, _ = read_maps(tmp_path / "maps.npz")
     # EfficientAD-N style: 56x56 normalised around 0, then 4 zeros per side.
     normalised = resize(torch.from_numpy(maps), 56) - float(np.median(maps))
@@ -226,9 +226,9 @@ def demo_with_maps(demo_run, tmp_path_factory):
 def test_switch_adds_only_the_map_jobs_to_all_csv(demo_with_maps):
     jobs, outputs = dry_run(demo_with_maps, "--config", "official_maps=True")
     # Switching the maps on reruns no evaluation; PUAD's folder is its base EfficientAD's, linked.
-    assert sorted(set(jobs)) == ["aggregate", "all", "official_maps", "official_maps_linked"]
+    assert sorted(set(jobs)) == ["all", "official_maps_link", "official_maps_write", "results_table"]
     config = yaml.safe_load((demo_with_maps / "config" / "config.yaml").read_text())["datasets"]["demo"]
-    assert jobs.count("official_maps_linked") == len(config["categories"])
+    assert jobs.count("official_maps_link") == len(config["categories"])
     assert {o for o in outputs if "official_maps" in o} == {
         f"results/demo/official_maps/{m}/{c}" for m in config["methods"] for c in config["categories"]}
     assert not dry_run(demo_with_maps)[0]  # off (the default): nothing to do
@@ -249,10 +249,10 @@ def test_demo_folders_from_the_workflow_and_their_effect_on_our_metrics(demo_wit
     base, puad = (run / "results/demo/official_maps" / m / "tray" for m in ("efficientad_s", "puad_s"))
     files = sorted(p.relative_to(base) for p in base.rglob("*.tiff"))
     assert files and all(os.path.samefile(base / f, puad / f) for f in files)
-    assert "maps written" in (run / "logs/demo/tray/efficientad_s/official_maps.log").read_text()
+    assert "maps written" in (run / "logs/demo/tray/efficientad_s/official_maps_write.log").read_text()
     # Both jobs imported only library files their rule lists as code inputs (tests/test_job_modules.py).
     records = job_module_records(tmp_path / "modules")
-    assert sorted(r["rule"] for r in records) == ["official_maps", "official_maps_linked"]
+    assert sorted(r["rule"] for r in records) == ["official_maps_link", "official_maps_write"]
     assert all(set(r["modules"]) <= set(r["code"]) for r in records), records
 
     config = yaml.safe_load((run / "config" / "config.yaml").read_text())["datasets"]["demo"]

@@ -3,9 +3,10 @@ import torch
 from PIL import Image
 
 from anomalyflow.data.table import make_table, write_samples
+from anomalyflow.device import resolve_device
+from anomalyflow.families import load_model, score_folder
 from anomalyflow.nets.backbones import build_backbone
 from anomalyflow.patchcore import PatchCore, fit_patchcore
-from anomalyflow.scoring import load_model, score_category
 
 PARAMS = {"backbone": "resnet18", "image_size": 64, "embed_dim": 64, "coreset_fraction": 0.25, "batch_size": 4,
           "weights": "none", "blur_sigma": 1.0}
@@ -52,12 +53,14 @@ def test_fit_save_load_predict_round_trip(tmp_path):
     np.testing.assert_allclose(scores, scores_loaded, rtol=1e-5)
     assert maps.shape == (4, 64, 64)
     assert scores[2:].min() > scores[:2].max()  # the bright square is the most unusual patch
+    # A scoring script loads its family's class with the config's device, "auto" included.
+    assert PatchCore.load(tmp_path / "model", "auto").bank.device == resolve_device("auto")
 
 
-def test_score_category_writes_validation_and_test_rows(tmp_path):
+def test_scoring_writes_validation_and_test_rows(tmp_path):
     samples = _dataset(tmp_path)
     fit_patchcore(samples, tmp_path / "model", PARAMS, device="cpu")
-    table = score_category(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+    table = score_folder(tmp_path / "model", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     assert table["split"].value_counts().to_dict() == {"validation": 2, "test": 4}
     with np.load(tmp_path / "maps.npz") as data:
         assert data["maps"].shape == (6, 64, 64)

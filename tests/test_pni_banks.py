@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from anomalyflow.errors import ConfigError
+from anomalyflow.patches.coreset import greedy_coreset
 from anomalyflow.pni.banks import bank_sizes, jl_dimension, projection_dim, select_banks
-from anomalyflow.pni.coreset import greedy_coreset
 
 
 def _features(n=6, h=8, w=8, e=16, seed=0):

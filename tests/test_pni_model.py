@@ -3,13 +3,12 @@ import pytest
 import torch
 from pni_helpers import TINY, tiny_dataset
 
-from anomalyflow import scoring
 from anomalyflow.errors import ConfigError, DataError
+from anomalyflow.families import load_model, score_folder
+from anomalyflow.patches.nearest import distances
 from anomalyflow.pni.gates import score
-from anomalyflow.pni.model import PNI
-from anomalyflow.pni.nearest import distances
+from anomalyflow.pni.model import PNI, resolve_params
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
-from anomalyflow.scoring import load_model, score_category
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +18,6 @@ def fitted(tmp_path_factory):
     fit_pni_memory(samples, root / "model", TINY, device="cpu", features_path=root / "features.npy")
     model = fit_pni_mlp(samples, root / "model", TINY, device="cpu", features_path=root / "features.npy")
     return root, samples, model
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    monkeypatch.setitem(scoring.MODEL_CLASSES, "pni", "anomalyflow.pni.model:PNI")
 
 
 def _test_images(model, root, n=4):
@@ -72,10 +66,10 @@ def test_score_kinds_and_official_compat(fitted):
     np.testing.assert_allclose(scores, nb_coor[:, 2:-2, 2:-2].amax(dim=(1, 2)).numpy(), rtol=1e-6)
     for kind in ("nb", "coor"):
         other = PNI.load(root / "model", "cpu")
-        other.params["score"] = kind
+        other.params = resolve_params({**other.params, "score": kind})  # parameters are read-only
         assert other.predict(images)[1].shape == (4, 64, 64)
     compat = PNI.load(root / "model", "cpu")
-    compat.params["official_compat"] = True
+    compat.params = resolve_params({**compat.params, "official_compat": True})
     compat_patch = compat.patch_scores(images, ("nb", "pos"))
     # Any gate's score lies between the plain nearest entry's and the farthest entry's.
     dist = distances(model.features(images).reshape(-1, 32), model.banks.emb)
@@ -85,9 +79,9 @@ def test_score_kinds_and_official_compat(fitted):
     assert not torch.equal(patch["pos"], low)  # the position gate does reject some nearest entries here
 
 
-def test_score_category_records_the_crop_frame(fitted, registered):
+def test_scoring_records_the_crop_frame(fitted):
     root, samples, _ = fitted
-    table = score_category(root / "model", samples, root / "scores.csv", root / "maps.npz", device="cpu")
+    table = score_folder(root / "model", samples, root / "scores.csv", root / "maps.npz", device="cpu")
     assert table["split"].value_counts().to_dict() == {"validation": 2, "test": 4}
     assert isinstance(load_model(root / "model", "cpu"), PNI)
     with np.load(root / "maps.npz") as data:

@@ -3,13 +3,13 @@ import pytest
 import torch
 from pni_helpers import TINY, tiny_dataset
 
-from anomalyflow import scoring
 from anomalyflow.errors import ConfigError
-from anomalyflow.pni.refine import RefinedPNI, fit_refiner, train_refiner
+from anomalyflow.families import score_folder
+from anomalyflow.pni.refine import fit_pni_refined, train_refinement_net
+from anomalyflow.pni.refined import RefinedPNI
 from anomalyflow.pni.refinement_net import RefinementNet, forward_differences, refinement_loss
 from anomalyflow.pni.stages import fit_pni_memory, fit_pni_mlp
 from anomalyflow.pni.synthetic_anomalies import synthesize
-from anomalyflow.scoring import score_category
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_a_few_steps_lower_the_loss(net):
             return refinement_loss(inputs + net.train()(images, inputs), masks).item()
 
     before = loss()
-    history = fit_refiner(net, images, inputs, masks, iterations=3, batch_size=2, lr=1e-3, log_every=1)
+    history = train_refinement_net(net, images, inputs, masks, iterations=3, batch_size=2, lr=1e-3, log_every=1)
     assert len(history) == 3 and history[0]["loss"] == pytest.approx(before, rel=1e-4)
     assert loss() < before
 
@@ -119,18 +119,16 @@ def test_refined_model_blends_into_the_pni_map(tiny_pni, net):
         RefinedPNI(pni, net, {"refine_size": 48}, (lo, hi))
 
 
-def test_train_refiner_and_score_the_refined_model(tiny_pni, tmp_path, monkeypatch):
+def test_fit_the_refiner_and_score_the_refined_model(tiny_pni, tmp_path):
     root, samples, pni = tiny_pni
-    history = train_refiner(samples, root / "pni", tmp_path / "refined",
+    history = fit_pni_refined(samples, root / "pni", tmp_path / "refined",
                             {"refine_size": 32, "iterations": 2, "batch_size": 2, "log_every": 1,
                              "synthetic_per_image": 1}, device="cpu")
     assert [h["step"] for h in history] == [1, 2]
-    monkeypatch.setitem(scoring.MODEL_CLASSES, "pni", "anomalyflow.pni.model:PNI")
-    monkeypatch.setitem(scoring.MODEL_CLASSES, "pni_refined", "anomalyflow.pni.refine:RefinedPNI")
-    table = score_category(tmp_path / "refined", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
+    table = score_folder(tmp_path / "refined", samples, tmp_path / "scores.csv", tmp_path / "maps.npz", device="cpu")
     assert RefinedPNI.load(tmp_path / "refined", "cpu").map_frame(300, 90) == pni.map_frame(300, 90)
-    pni_table = score_category(root / "pni", samples, tmp_path / "pni_scores.csv", tmp_path / "pni_maps.npz",
-                               device="cpu")
+    pni_table = score_folder(root / "pni", samples, tmp_path / "pni_scores.csv", tmp_path / "pni_maps.npz",
+                             device="cpu")
     np.testing.assert_array_equal(table["score"], pni_table["score"])  # image_score: pni
     with np.load(tmp_path / "maps.npz") as refined, np.load(tmp_path / "pni_maps.npz") as plain:
         assert refined["maps"].shape == plain["maps"].shape == (6, 64, 64)

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from test_patchcore import PARAMS, _dataset
 
+from anomalyflow.families import score_folder
 from anomalyflow.metrics import image_auroc
 from anomalyflow.outputs import read_maps, read_scores
 from anomalyflow.patchcore import fit_patchcore
 from anomalyflow.predict import _method_outputs, predict_images
-from anomalyflow.scoring import score_category
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def model_dir(tmp_path_factory):
     samples = _dataset(root)
     folder = root / "results" / "patchcore"
     fit_patchcore(samples, folder, PARAMS, device="cpu")
-    score_category(folder, samples, folder / "scores.csv", folder / "maps.npz", device="cpu")
+    score_folder(folder, samples, folder / "scores.csv", folder / "maps.npz", device="cpu")
     new = root / "new images"
     new.mkdir()
     for i in range(3):

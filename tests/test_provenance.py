@@ -15,7 +15,7 @@ def test_a_stage_depends_on_what_it_imports_and_not_on_other_methods():
     assert {"puad.py", "__init__.py", "errors.py", "data/table.py", "efficientad/model.py"} <= puad
     assert "patchcore.py" not in puad and "ensemble.py" not in puad
     patchcore = _names(module_sources("anomalyflow.patchcore", package_dir=PACKAGE))
-    assert {"patchcore.py", "pni/features.py", "pni/coreset.py", "nets/backbones.py"} <= patchcore
+    assert {"patchcore.py", "patches/features.py", "patches/coreset.py", "nets/backbones.py"} <= patchcore
     assert "puad.py" not in patchcore
 
 

@@ -66,7 +66,8 @@ def puad_folder(tmp_path_factory):
     table = make_category(root / "data", n_train=5, n_val=4, side=64)
     torch.manual_seed(3)
     torch.save(pdn_small().state_dict(), root / "teacher.pt")
-    train_efficientad(table, root / "teacher.pt", root / "efficientad_s", iterations=2, image_size=64, device="cpu")
+    train_efficientad(table, root / "teacher.pt", root / "efficientad_s", {"iterations": 2, "image_size": 64},
+                      device="cpu")
     validation_quantiles(root / "efficientad_s", table, root / "efficientad_s" / "quantiles.json", device="cpu")
     fit_puad(table, root / "efficientad_s", root / "puad_s", {"batch_size": 4}, device="cpu")
     return root, table
@@ -74,10 +75,10 @@ def puad_folder(tmp_path_factory):
 
 def test_fused_score_is_the_sum_of_validation_zscores(puad_folder):
     from anomalyflow.data.table import read_samples
-    from anomalyflow.scoring import score_category
+    from anomalyflow.families import score_folder
 
     root, table = puad_folder
-    scores = score_category(root / "puad_s", table, root / "scores.csv", None, device="cpu")
+    scores = score_folder(root / "puad_s", table, root / "scores.csv", None, device="cpu")
     assert not (root / "maps.npz").exists()
     validation = scores[scores["split"] == "validation"]
     for column in ("score_efficientad", "score_mahalanobis"):

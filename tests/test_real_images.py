@@ -54,7 +54,7 @@ def test_the_samples_job_prints_no_list_of_images(mini_run):
     """A real category's first job shows what it does, not its hundreds of data files (issue 13)."""
     _, result = mini_run
     console = result.stdout + result.stderr
-    block = console[console.index("rule samples:"):]
+    block = console[console.index("rule data_samples:"):]
     block = block[: block.index("\n\n")]
     assert ".png" not in block and len(block.splitlines()) < 15, block
 

@@ -35,7 +35,7 @@ def test_adding_a_training_image_reruns_that_category_and_nothing_else(run):
     every_job = dry_run_jobs(run, "--forceall")
     tray_jobs = Counter(rule for rule, outputs in every_job
                         if any(o.startswith("results/") and "/tray/" in o for o in outputs))
-    assert tray_jobs["samples"] == 1 and tray_jobs["evaluate"] >= 3, tray_jobs
+    assert tray_jobs["data_samples"] == 1 and tray_jobs["results_metrics"] >= 3, tray_jobs
 
     train = run / "resources" / "data" / "demo" / "tray" / "train" / "good"
     # A new, different normal image (a mirrored one), as a user adding data would.
@@ -45,7 +45,7 @@ def test_adding_a_training_image_reruns_that_category_and_nothing_else(run):
     # The input trigger: tray's set of data files changed, so its sample table is rebuilt and every method
     # of tray refitted, rescored and evaluated, its figures redrawn; then the dataset-wide summary chart and
     # all.csv. Nothing of board, nothing shared (synthetic data, teacher).
-    assert Counter(rule for rule, _ in planned) == tray_jobs + Counter(["report_summary", "aggregate", "all"])
+    assert Counter(rule for rule, _ in planned) == tray_jobs + Counter(["report_summary", "results_table", "all"])
     outputs = [o for _, outs in planned for o in outs]
     assert not [o for o in outputs if "/board/" in o]
     assert "results/demo/tray/samples.csv" in outputs and "results/demo/all.csv" in outputs

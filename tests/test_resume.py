@@ -1,7 +1,7 @@
 """Interrupted runs: a training job killed mid-run leaves nothing that looks finished, resumes from its
 checkpoint, and the rerun's results equal an uninterrupted run's, byte for byte.
 
-The demo DAG's ``train_efficientad`` checkpoints every 30 of its 60 iterations (``checkpoint_every``
+The demo DAG's ``efficientad_fit`` checkpoints every 30 of its 60 iterations (``checkpoint_every``
 in config/config.yaml), so the test needs no override. In a copy of the shared finished demo run it
 deletes tray's EfficientAD and PUAD results and what is downstream of them, starts the DAG, SIGKILLs
 the training job's Python process as soon as its checkpoint appears, then Snakemake and everything it
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 CATEGORY_DIR = Path("results/demo/tray")
 MODEL_DIR = CATEGORY_DIR / "efficientad_s"
 CHECKPOINT = CATEGORY_DIR / "efficientad_s.ckpt"  # beside the model folder: Snakemake clears outputs on a rerun
-TRAIN_LOG = Path("logs/demo/tray/efficientad_s/train.log")
+TRAIN_LOG = Path("logs/demo/tray/efficientad_s/efficientad_fit.log")
 
 
 def _processes_of_session(session: int, script: str) -> list[int]:
@@ -77,8 +77,8 @@ def resumed(demo_run, tmp_path_factory):
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         _wait_for(lambda: (run / CHECKPOINT).is_file(), process, 900, "the training checkpoint")
-        jobs = _processes_of_session(process.pid, "train_efficientad")
-        assert jobs, "no train_efficientad process found"
+        jobs = _processes_of_session(process.pid, "efficientad_fit")
+        assert jobs, "no efficientad_fit process found"
         for pid in jobs:
             os.kill(pid, signal.SIGKILL)
         os.killpg(process.pid, signal.SIGKILL)  # Snakemake and any other job: a node going down
@@ -145,4 +145,4 @@ def test_checkpoint_interval_is_not_a_rerun_trigger(resumed):
     assert planned_jobs(run, "--configfile", "config/config.yaml", str(override)) == []
     override.write_text(yaml.safe_dump(
         {"datasets": {"demo": {"method_params": {"efficientad_s": {"iterations": 90}}}}}))
-    assert "train_efficientad" in planned_jobs(run, "--configfile", "config/config.yaml", str(override))
+    assert "efficientad_fit" in planned_jobs(run, "--configfile", "config/config.yaml", str(override))

@@ -20,7 +20,7 @@ from workflow_helpers import REPO, clone_run, copy_workflow
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?$")
 # Rules without a GPU: they must not ask for one (a GPU partition is the scarce resource).
-CPU_RULES = {"samples", "evaluate", "ensemble", "report_category", "report_summary"}
+CPU_RULES = {"data_samples", "results_metrics", "ensemble_score", "report_category", "report_summary"}
 
 
 def dry_run_jobs(workdir: Path, *args: str) -> list[tuple[str, bool, dict[str, str]]]:
@@ -58,14 +58,14 @@ def test_profile_requests_a_gpu_exactly_for_the_gpu_rules(planned):
     remote = [(rule, res) for rule, local, res in planned if not local]
     assert remote, "the profile's dry run lists no cluster jobs"
     gpu_rules = {rule for rule, res in remote if res.get("gpu") == "1"}
-    assert {"train_efficientad", "patchcore_fit", "distill_teacher"} <= gpu_rules
+    assert {"efficientad_fit", "patchcore_fit", "teacher_distill"} <= gpu_rules
     for rule, res in remote:
         assert "mem_mb" in res and "runtime" in res, (rule, res)
         assert res.get("slurm_partition") and res.get("slurm_account"), (rule, res)
         if rule in CPU_RULES:
             assert "gpu" not in res, f"{rule} is CPU-only but asks for {res['gpu']} GPU(s)"
     local = {rule for rule, is_local, _ in planned if is_local}
-    assert "aggregate" in local and any(rule.startswith("synth_") for rule in local)
+    assert "results_table" in local and any(rule.startswith("data_synth_") for rule in local)
 
 
 def test_the_plugin_turns_the_gpu_resource_into_sbatch_gpus(planned):
@@ -85,12 +85,12 @@ def test_the_plugin_turns_the_gpu_resource_into_sbatch_gpus(planned):
     params = {"run_uuid": "uuid", "slurm_logfile": "log", "comment_str": "c", "account": "", "partition": "",
               "workdir": "."}
     for rule, local, res in planned:
-        if local or rule not in ("train_efficientad", "samples"):
+        if local or rule not in ("efficientad_fit", "data_samples"):
             continue
         job = Job(res)
         call = get_submit_command(job, params) + set_gres_string(job)
         assert f"--mem {res['mem_mb']}" in call and f"-t {res['runtime']}" in call, call
-        assert ("--gpus=1" in call) == (rule == "train_efficientad"), (rule, call)
+        assert ("--gpus=1" in call) == (rule == "efficientad_fit"), (rule, call)
 
 
 def test_profile_settings():
@@ -139,8 +139,8 @@ def slurm_slice(demo_run: Path, target: Path) -> Path:
 
     The whole demo DAG through SLURM takes longer than this suite may (every job pays for a Snakemake start
     on the node, and the run is CPU-bound on two cores; it was checked by hand: 24 jobs, all.csv byte-equal),
-    so the cluster redoes a slice with every kind of job: a GPU rule (score_puad: student features on the
-    GPU), CPU rules (evaluate, the report's figures) and a local rule (aggregate), whose numbers reach
+    so the cluster redoes a slice with every kind of job: a GPU rule (puad_score: student features on the
+    GPU), CPU rules (results_metrics, the report's figures) and a local rule (results_table), whose numbers reach
     all.csv. PUAD is no ensemble member, so the chain is short (a cluster job costs tens of seconds here). Snakemake's
     metadata is dropped, so missing files and modification times alone decide what runs, as on a first run.
     """
@@ -159,7 +159,7 @@ def test_demo_dag_through_slurm_matches_the_local_run(slurm_cluster, planned, de
     profile = cluster_test_profile(tmp_path / "profile", planned, slurm_cluster.partition)
     to_run = dry_run_jobs(workdir, "--profile", str(profile))
     remote = sorted(rule for rule, local, _ in to_run if not local)
-    assert {"score_puad", "evaluate", "report_category"} <= set(remote), to_run
+    assert {"puad_score", "results_metrics", "report_category"} <= set(remote), to_run
     (workdir / ".list_localrules.smk").unlink()
 
     command = [sys.executable, "-m", "snakemake", "--profile", str(profile)]

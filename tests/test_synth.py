@@ -14,6 +14,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
 from anomalyflow.data import synth
+from anomalyflow.data.synth import plan, writer
 from anomalyflow.errors import ConfigError
 
 SMALL = {"image_size": 48, "n_train": 3, "n_validation": 2, "n_test_good": 2, "n_test_logical": 5,
@@ -57,7 +58,7 @@ def test_default_plan_counts_and_balance():
         assert (count("train"), count("validation")) == (40, 10)
         assert sum(1 for r in rels if r.startswith(f"{category}/test/")) == 36
         assert f"{category}/defects_config.json" in rels and f"{category}/README.md" in rels
-    plans = synth._plan(0, None, 128, synth._counts(40, 10, 12, 12, 12))
+    plans = plan.plan_images(0, None, 128, plan.image_counts(40, 10, 12, 12, 12))
     for plans_of_category in plans.values():
         logical = [p.defects[0] for p in plans_of_category if p.folder == "logical_anomalies"]
         structural = [p.defects for p in plans_of_category if p.folder == "structural_anomalies"]
@@ -163,7 +164,7 @@ def test_a_count_changes_only_its_own_images(tmp_path):
 def test_interrupted_run_leaves_the_previous_complete_category(tmp_path, monkeypatch):
     synth.generate(tmp_path, seed=9, categories=["tray"], **SMALL)
     before = _bytes(tmp_path)
-    real_render = synth.render
+    real_render = writer.render
     calls = {"n": 0}
 
     def dying_render(*args, **kwargs):
@@ -172,7 +173,7 @@ def test_interrupted_run_leaves_the_previous_complete_category(tmp_path, monkeyp
             raise KeyboardInterrupt
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "render", dying_render)
+    monkeypatch.setattr(writer, "render", dying_render)
     with pytest.raises(KeyboardInterrupt):
         synth.generate(tmp_path, seed=10, categories=["tray"], **SMALL)
     assert _bytes(tmp_path) == before

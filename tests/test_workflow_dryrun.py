@@ -36,14 +36,14 @@ def stops_with_one_line(result) -> str:
 
 def test_loco_plans_the_whole_chain_for_all_five_categories(workdir, tree):
     jobs, outputs = dry_run(workdir, "--cores", "8", "results/loco/all.csv", "--config", f"data_root={tree}")
-    per_category = ["samples", "train_efficientad", "efficientad_quantiles", "efficientad_score", "fit_puad",
-                    "score_puad", "patchcore_fit", "patchcore_score"]
+    per_category = ["data_samples", "efficientad_fit", "efficientad_fit_quantiles", "efficientad_score", "puad_fit",
+                    "puad_score", "patchcore_fit", "patchcore_score"]
     for rule in per_category:
-        expected = 5 * (2 if rule not in ("samples", "patchcore_fit", "patchcore_score") else 1)
+        expected = 5 * (2 if rule not in ("data_samples", "patchcore_fit", "patchcore_score") else 1)
         assert jobs.count(rule) == expected, (rule, jobs.count(rule))
-    assert jobs.count("evaluate") == 5 * 5
-    assert jobs.count("distill_teacher") == 2 and jobs.count("imagenet_stats") == 1
-    assert jobs.count("download_weights") == 2  # wide_resnet101_2 (teacher target), wide_resnet50_2 (PatchCore)
+    assert jobs.count("results_metrics") == 5 * 5
+    assert jobs.count("teacher_distill") == 2 and jobs.count("teacher_stats") == 1
+    assert jobs.count("weights_download") == 2  # wide_resnet101_2 (teacher target), wide_resnet50_2 (PatchCore)
     for category in LOCO:
         for method in ("efficientad_s", "puad_s", "efficientad_m", "puad_m", "patchcore"):
             assert f"results/loco/{category}/{method}/metrics.csv" in outputs
@@ -53,9 +53,9 @@ def test_loco_plans_the_whole_chain_for_all_five_categories(workdir, tree):
 
 def test_mvtec_ad_plans_puad_pni_and_patchcore_for_all_fifteen_categories(workdir, tree):
     jobs, outputs = dry_run(workdir, "--cores", "8", "results/mvtec_ad/all.csv", "--config", f"data_root={tree}")
-    assert jobs.count("samples") == 15 and jobs.count("evaluate") == 15 * 10
-    assert jobs.count("pni_fit_memory") == 15 * 3 and jobs.count("train_refiner") == 15
-    assert jobs.count("ensemble") == 15 and jobs.count("train_efficientad") == 15 * 2
+    assert jobs.count("data_samples") == 15 and jobs.count("results_metrics") == 15 * 10
+    assert jobs.count("pni_fit_memory") == 15 * 3 and jobs.count("pni_refined_fit") == 15
+    assert jobs.count("ensemble_score") == 15 and jobs.count("efficientad_fit") == 15 * 2
     for category in MVTEC_AD:
         assert f"results/mvtec_ad/{category}/pni_ensemble/metrics.csv" in outputs
 
@@ -87,7 +87,7 @@ def test_a_teacher_fetched_by_url_is_checked_and_replaces_distillation(workdir, 
     args = ("--cores", "8", "results/loco/all.csv", "--config", f"data_root={tree}", "--configfile",
             "config/config.yaml", str(override))
     jobs, outputs = dry_run(workdir, *args)
-    assert jobs.count("fetch_teacher") == 1 and jobs.count("distill_teacher") == 1  # s fetched, m distilled
+    assert jobs.count("teacher_fetch") == 1 and jobs.count("teacher_distill") == 1  # s fetched, m distilled
     assert "resources/teachers/imagenet/s.pth" in outputs
     # The local rule itself: the file arrives once, checked.
     snakemake(workdir, "resources/teachers/imagenet/s.pth", "--config", f"data_root={tree}", "--configfile",
@@ -105,6 +105,6 @@ def test_official_maps_of_a_puad_method_plan_the_base_folder_and_a_link(workdir,
     """README, "Checking the numbers with MVTec's evaluation scripts": PUAD's folder links EfficientAD's."""
     jobs, outputs = dry_run(workdir, "--cores", "8", "results/loco/official_maps/puad_s/breakfast_box", "--config",
                             f"data_root={tree}")
-    assert jobs.count("official_maps") == 1 and jobs.count("official_maps_linked") == 1
+    assert jobs.count("official_maps_write") == 1 and jobs.count("official_maps_link") == 1
     assert "results/loco/official_maps/efficientad_s/breakfast_box" in outputs
     assert not [o for o in outputs if o.endswith("metrics.csv")]  # the maps need no evaluation

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ def _json_default(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Mapping):  # a read-only parameters object (anomalyflow.params.Params)
+        return dict(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 

@@ -19,7 +19,7 @@ validation (``mean_zscore``, for members whose maps say less than their scores, 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,12 @@ from anomalyflow.data.table import fit_rows, normal_statistics, read_samples, re
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.frames import crop_to_frames, frames_for_sizes
 from anomalyflow.logs import get_logger
+from anomalyflow.model_folder import ENSEMBLE_FOLDER
 from anomalyflow.outputs import read_maps, read_scores, scores_table, write_maps, write_scores
+from anomalyflow.params import family_params
 
 log = get_logger(__name__)
 
-NORMALIZATIONS = ("validation", "validation_minmax", "test_minmax")
-IMAGE_SCORES = ("max", "top_mean", "mean_zscore")
 
 
 def map_statistics(maps: np.ndarray, rows: pd.DataFrame, mode: str) -> tuple[float, float]:
@@ -65,13 +65,15 @@ def image_scores_from_maps(maps: torch.Tensor, rule: str, top_fraction: float = 
 
 def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[str, str, str]],
                       scores_path: str | os.PathLike, maps_path: str | os.PathLike, model_path: str | os.PathLike,
-                      *, normalization: str = "validation", image_score: str = "max",
-                      top_fraction: float = 0.01) -> pd.DataFrame:
-    """Combine ``members`` — (name, scores.csv, maps.npz) — of one category; write scores, maps and model.json."""
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"normalization: {normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
-    if image_score not in IMAGE_SCORES:
-        raise ConfigError(f"image_score: {image_score!r} is not one of {', '.join(IMAGE_SCORES)}")
+                      params: Mapping | None = None) -> pd.DataFrame:
+    """Combine ``members`` — (name, scores.csv, maps.npz) — of one category; write scores, maps and model.json.
+
+    ``params``: an ``ensemble`` method's config entry (:func:`anomalyflow.params.family_params`: checked, unset
+    keys from the schema); it reads ``normalization``, ``image_score`` and ``top_fraction``. The members named
+    there are the workflow's; here they are ``members``.
+    """
+    p = family_params("ensemble", params)
+    normalization, image_score, top_fraction = p.normalization, p.image_score, p.top_fraction
     if len(members) < 2:
         raise ConfigError(f"an ensemble needs at least two members, got {len(members)}")
     if normalization == "test_minmax":
@@ -119,16 +121,18 @@ def ensemble_category(samples_path: str | os.PathLike, members: Sequence[tuple[s
     out = scores_table(rows, scores)
     write_maps(maps_path, rows["path"].tolist(), fused.numpy(), target_frames)
     write_scores(scores_path, out)
-    write_json(model_path, {"family": "ensemble", "members": [m[0] for m in members], "normalization": normalization,
-                            "image_score": image_score, "top_fraction": top_fraction, "statistics": statistics,
-                            "score_statistics": score_statistics, "grid": list(grid)})
+    write_json(model_path, {
+        "family": ENSEMBLE_FOLDER.family, "members": [m[0] for m in members], "normalization": normalization,
+        "image_score": image_score, "top_fraction": top_fraction, "statistics": statistics,
+        "score_statistics": score_statistics, "grid": list(grid)})
     return out
 
 
 class Ensemble:
-    """A trained ensemble as a model: loads its members (sibling method folders) and fuses their outputs.
+    """A trained ensemble as a model: its loaded members (sibling method folders) and their fused outputs.
 
-    ``predict`` applies exactly the normalisation and image-score rule that :func:`ensemble_category`
+    ``meta`` is the ensemble folder's ``model.json``; :func:`anomalyflow.families.load_model` loads the members it
+    names. ``predict`` applies exactly the normalisation and image-score rule that :func:`ensemble_category`
     fitted, so new images are scored the way the test set was: each member sees the image through its
     own :meth:`transform` (their input sizes differ), and each member's map is cropped to the first
     member's frame of that image.
@@ -141,18 +145,6 @@ class Ensemble:
         self.meta = meta
         self.device = device
         self.params = {"batch_size": min(m.params.get("batch_size", 16) for m in members)}
-
-    @classmethod
-    def load(cls, model_dir: str | os.PathLike, device="cpu") -> Ensemble:
-        from pathlib import Path
-
-        from anomalyflow.config import load_json
-        from anomalyflow.scoring import load_model
-
-        folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
-        members = [load_model(folder.parent / name, device) for name in meta["members"]]
-        return cls(members, meta, members[0].device)
 
     def transform(self):
         """PIL image → a tuple: each member's input (own size and normalisation), then ``[2]`` (height, width).

@@ -16,6 +16,7 @@ repeats it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,20 @@ def write_maps(path: str | os.PathLike, paths, maps, frames=FULL_FRAME) -> None:
                              f"{paths[int(np.flatnonzero(~finite)[0])]}); check that the training images are not "
                              "constant, or lower the learning rate")
     save_npz(path, maps=array, paths=np.asarray([str(p) for p in paths]), frame=as_frames(frames, len(array)))
+
+
+def read_metrics(paths: Sequence[str | os.PathLike], *, what: str) -> pd.DataFrame:
+    """The ``metrics.csv`` files (:func:`anomalyflow.evaluate.write_metrics`) as one table; :class:`DataError` for
+    a missing or empty file, or for none at all (``what`` needs them: "the results table", "the report")."""
+    frames = []
+    for path in paths:
+        try:
+            frames.append(pd.read_csv(path, dtype={"category": str}))
+        except (FileNotFoundError, pd.errors.EmptyDataError):
+            raise DataError(f"{path}: metrics file missing or empty; rerun its results_metrics job") from None
+    if not frames:
+        raise DataError(f"no metrics files: {what} needs at least one")
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarray]:

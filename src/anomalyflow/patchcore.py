@@ -1,25 +1,24 @@
 """PatchCore baseline (Roth et al., CVPR 2022): a coreset memory bank of locally aware patch features.
 
-Fit: patch features of every training normal (:mod:`anomalyflow.pni.features`), greedy k-center
-coreset (:mod:`anomalyflow.pni.coreset`), stored as an exact faiss index. Score: each test patch's
+Fit: patch features of every training normal (:mod:`anomalyflow.patches.features`), greedy k-center
+coreset (:mod:`anomalyflow.patches.coreset`), stored as an exact faiss index. Score: each test patch's
 mean distance to its ``num_neighbors`` nearest bank entries gives the patch map; the image score is
 the map's maximum (before upsampling, as PatchCore does); the map is resized to the input size and
 blurred with σ = ``blur_sigma``. PNI extends this with position and neighbourhood terms.
 
-Model folder: ``memory.faiss`` (the bank) and ``model.json`` (family, parameters, feature grid).
+Model folder (:data:`anomalyflow.model_folder.PATCHCORE_FOLDER`): ``memory.faiss`` (the bank) and ``model.json``
+(family, parameters, feature grid).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
-from anomalyflow.atomic import write_json
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
 from anomalyflow.data.loader import image_transform
 from anomalyflow.data.table import fit_rows, read_samples
 from anomalyflow.device import resolve_device
@@ -27,38 +26,24 @@ from anomalyflow.errors import NumericalError
 from anomalyflow.frames import FULL_FRAME
 from anomalyflow.logs import get_logger
 from anomalyflow.maps import gaussian_blur, resize
-from anomalyflow.params import with_defaults
-from anomalyflow.pni.coreset import coreset_size, greedy_coreset
-from anomalyflow.pni.features import PatchFeatures
-from anomalyflow.pni.memory import MemoryBank
+from anomalyflow.model_folder import PATCHCORE_FOLDER
+from anomalyflow.params import family_params
+from anomalyflow.patches.coreset import coreset_size, greedy_coreset
+from anomalyflow.patches.features import PatchFeatures
+from anomalyflow.patches.memory import MemoryBank
 
 log = get_logger(__name__)
-
-DEFAULTS = {
-    "backbone": "wide_resnet50_2",
-    "weights": "none",
-    "layers": ["layer2", "layer3"],
-    "image_size": 256,
-    "patch_size": 3,
-    "embed_dim": 1024,
-    "coreset_fraction": 0.1,
-    "coreset_projection": 128,
-    "coreset_storage": "auto",
-    "num_neighbors": 1,
-    "blur_sigma": 4.0,
-    "batch_size": 16,
-    "seed": 0,
-}
-
 
 class PatchCore:
     """Fit on normal images, then score batches of images: ``predict(images) -> (scores, maps)``."""
 
     family = "patchcore"
 
-    def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
-        self.params = with_defaults(params, DEFAULTS, what="patchcore")
-        self.device = torch.device(device)
+    def __init__(self, params: Mapping | None = None, device: str | torch.device = "cpu"):
+        """``params``: a ``patchcore`` method's config entry (:func:`anomalyflow.params.family_params`: checked,
+        unset keys from the schema); raises :class:`~anomalyflow.errors.ConfigError` for an unknown key."""
+        self.params = family_params("patchcore", params)
+        self.device = resolve_device(device)  # "auto" too: a scoring script passes the config's device
         p = self.params
         self.features = PatchFeatures(p["backbone"], p["layers"], weights=p["weights"], patch_size=p["patch_size"],
                                       embed_dim=p["embed_dim"]).to(self.device)
@@ -97,18 +82,15 @@ class PatchCore:
         return self
 
     def save(self, model_dir: str | os.PathLike) -> None:
-        folder = Path(model_dir)
-        self.bank.save(folder / "memory.faiss")
-        write_json(folder / "model.json", {"family": self.family, "params": self.params, "grid": list(self.grid),
-                                           "bank_size": len(self.bank)})
+        self.bank.save(PATCHCORE_FOLDER.path(model_dir, "bank"))
+        PATCHCORE_FOLDER.write(model_dir, {"params": self.params, "grid": list(self.grid), "bank_size": len(self.bank)})
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PatchCore:
-        folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
+        meta = PATCHCORE_FOLDER.read(model_dir)
         model = cls(meta["params"], device)
         model.grid = tuple(meta["grid"])
-        model.bank = MemoryBank.load(folder / "memory.faiss", device)
+        model.bank = MemoryBank.load(PATCHCORE_FOLDER.path(model_dir, "bank"), model.device)
         return model
 
     @torch.no_grad()

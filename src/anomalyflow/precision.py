@@ -46,4 +46,13 @@ def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.Gr
     return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
 
-__all__ = ["amp_dtype", "autocast", "grad_scaler", "memory_format", "place"]
+def scaled_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimiser step on ``loss``: gradients cleared, back-propagated through the loss scaler
+    (:func:`grad_scaler`, a pass-through unless fp16), the step taken and the scale updated."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+__all__ = ["amp_dtype", "autocast", "grad_scaler", "memory_format", "place", "scaled_step"]

@@ -23,12 +23,13 @@ import numpy as np
 import pandas as pd
 
 from anomalyflow.atomic import atomic_path, write_csv
-from anomalyflow.config import load_json
 from anomalyflow.data.images import IMAGE_EXTENSIONS, is_image_name, load_image
 from anomalyflow.errors import DataError
 from anomalyflow.frames import FULL_FRAME, map_frames, pixel_box
 from anomalyflow.logs import get_logger
+from anomalyflow.model_folder import MODEL_JSON
 from anomalyflow.outputs import read_maps, read_scores
+from anomalyflow.readers import load_json
 
 log = get_logger(__name__)
 
@@ -48,7 +49,7 @@ def list_input_images(source: str | os.PathLike) -> list[str]:
 
 def _method_outputs(model_dir: Path) -> tuple[Path, Path]:
     """The folder's scores.csv and the maps.npz its maps come from (PUAD's are its EfficientAD's)."""
-    meta = load_json(model_dir / "model.json")
+    meta = load_json(model_dir / MODEL_JSON)
     maps_dir = (model_dir / meta["efficientad_dir"]).resolve() if "efficientad_dir" in meta else model_dir
     return model_dir / "scores.csv", maps_dir / "maps.npz"
 
@@ -108,12 +109,13 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
     """Score ``images`` with the model in ``model_dir``; write maps, overlays and predictions.csv to ``out_dir``."""
     from PIL import Image
 
-    from anomalyflow.scoring import load_model, score_paths
+    from anomalyflow.families import load_model
+    from anomalyflow.scoring import score_paths
 
     if map_format not in ("tiff", "npy"):
         raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
     folder = Path(model_dir)
-    if not (folder / "model.json").is_file():
+    if not (folder / MODEL_JSON).is_file():
         raise DataError(f"{folder}: not a trained model folder (no model.json); point --model at "
                         "results/<dataset>/<category>/<method>")
     paths = list_input_images(images)

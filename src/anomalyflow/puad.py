@@ -11,13 +11,15 @@ Both scores are z-scored with the mean and population standard deviation of the 
 and added (weights configurable, equal by default). The fused score is image-level; PUAD's anomaly
 map is EfficientAD's.
 
-Model folder: ``gaussian.npz`` (mean, covariance, precision) and ``model.json`` (family "puad", the
-EfficientAD folder relative to this one, the feature source, the z-score statistics and weights).
+Model folder (:data:`anomalyflow.model_folder.PUAD_FOLDER`): ``gaussian.npz`` (mean, covariance, precision) and
+``model.json`` (family "puad", the EfficientAD folder relative to this one, the feature source, the z-score
+statistics and weights).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +27,18 @@ import pandas as pd
 import torch
 from sklearn.covariance import LedoitWolf
 
-from anomalyflow.atomic import save_npz, write_json
+from anomalyflow.atomic import save_npz
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
 from anomalyflow.data.table import fit_rows, normal_statistics, read_samples
 from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
-from anomalyflow.params import check_known
+from anomalyflow.model_folder import PUAD_FOLDER
+from anomalyflow.params import check_known, family_params, family_schema
 
 log = get_logger(__name__)
 
 FEATURES = ("student", "teacher")
-#: The default weights of the two z-scored parts in the fused score (config: fusion_weights).
-FUSION_WEIGHTS = {"picturable": 1.0, "unpicturable": 1.0}
-#: The keys of a ``puad`` method's config entry (its family in config/schema.yaml, which the tests compare).
-PARAMETERS = frozenset({"family", "base", "feature", "fusion_weights", "batch_size", "weights", "seed"})
 
 
 class PooledGaussian:
@@ -112,8 +110,7 @@ class PUAD:
         self.gaussian = gaussian
         self.feature = feature
         self.normalisation = normalisation
-        check_known(fusion_weights, FUSION_WEIGHTS, what="puad fusion_weights")
-        self.fusion_weights = {**FUSION_WEIGHTS, **(fusion_weights or {})}
+        self.fusion_weights = fusion_weights_of(fusion_weights)
         self.device = efficientad.device
         self.params = {"batch_size": efficientad.params.get("batch_size", 16), "feature": feature}
 
@@ -146,9 +143,9 @@ class PUAD:
         from anomalyflow.efficientad.model import EfficientAD
 
         folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
+        meta = PUAD_FOLDER.read(folder)
         efficientad = EfficientAD.load((folder / meta["efficientad_dir"]).resolve(), device)
-        return cls(efficientad, PooledGaussian.load(folder / "gaussian.npz"), feature=meta["feature"],
+        return cls(efficientad, PooledGaussian.load(PUAD_FOLDER.path(folder, "gaussian")), feature=meta["feature"],
                    normalisation=meta["normalisation"], fusion_weights=meta["fusion_weights"])
 
 
@@ -168,21 +165,30 @@ def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_w
     return s_p, features
 
 
+def fusion_weights_of(given: Mapping[str, float] | None) -> dict[str, float]:
+    """The weights of the two z-scored parts (``fusion_weights``): ``given`` over the schema's defaults (1 and 1);
+    :class:`ConfigError` for a part the schema does not know."""
+    parts = family_schema("puad")["properties"]["fusion_weights"]["properties"]
+    check_known(given, parts, what="puad fusion_weights")
+    return {**{name: spec["default"] for name, spec in parts.items()}, **(given or {})}
+
+
 def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike, out_dir: str | os.PathLike,
-             params: dict, *, device: str = "auto", num_workers: int = 0) -> PUAD:
+             params: Mapping | None, *, device: str = "auto", num_workers: int = 0) -> PUAD:
     """Fit the Gaussian on the training normals and the z-scores on the validation normals; write the folder.
 
-    ``params`` is the method's merged config entry; a key not in :data:`PARAMETERS` raises :class:`ConfigError`.
+    ``params`` is the method's merged config entry (:func:`anomalyflow.params.family_params`: an unknown key
+    raises :class:`ConfigError`, unset keys take the schema's defaults).
     """
     from anomalyflow.efficientad.model import EfficientAD
 
-    check_known(params, PARAMETERS, what="puad")
+    params = family_params("puad", params)
     table = read_samples(samples_path)
     train = fit_rows(table, "train", purpose="PUAD Gaussian")
     validation = fit_rows(table, "validation", purpose="PUAD z-score normalisation")
     model = PUAD(EfficientAD.load(efficientad_dir, resolve_device(device)), PooledGaussian(),
-                 feature=params.get("feature", "student"), fusion_weights=params.get("fusion_weights"))
-    batch_size = params.get("batch_size", 16)
+                 feature=params["feature"], fusion_weights=params["fusion_weights"])
+    batch_size = params["batch_size"]
     _, train_features = _batched_components(model, train["path"].tolist(), batch_size=batch_size,
                                             num_workers=num_workers, desc="train features")
     model.gaussian.fit(train_features)
@@ -195,9 +201,9 @@ def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike
     log.info("PUAD: Gaussian on %d training images (%d features); z-scores from %d validation images",
              len(train), train_features.shape[1], len(validation))
     folder = Path(out_dir)
-    model.gaussian.save(folder / "gaussian.npz")
-    write_json(folder / "model.json", {
-        "family": PUAD.family, "efficientad_dir": os.path.relpath(Path(efficientad_dir).resolve(), folder.resolve()),
+    model.gaussian.save(PUAD_FOLDER.path(folder, "gaussian"))
+    PUAD_FOLDER.write(folder, {
+        "efficientad_dir": os.path.relpath(Path(efficientad_dir).resolve(), folder.resolve()),
         "feature": model.feature, "normalisation": model.normalisation, "fusion_weights": model.fusion_weights,
         "n_train": len(train), "n_validation": len(validation)})
     return model

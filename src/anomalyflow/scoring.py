@@ -1,55 +1,29 @@
-"""Scoring a category with any trained model: batched, one DataLoader pass, maps kept as arrays.
+"""Scoring a category with a trained model of any family: batched, one DataLoader pass, maps kept as arrays.
 
 Every method family provides a model class with ``load(model_dir, device)``, ``transform()``,
 ``predict(images) -> (scores [B], maps [B, H, W])`` and ``map_frame(height, width)`` (the part of an
-image of that size its map covers, :mod:`anomalyflow.frames`); ``model.json`` in the model folder
-names the family. :func:`score_category` scores the validation and test images of a sample table and writes
-``scores.csv`` and ``maps.npz`` (see :mod:`anomalyflow.outputs`).
+image of that size its map covers, :mod:`anomalyflow.frames`). :func:`score_category` takes such a model,
+loaded (a scoring job loads its own family's class by a plain import; :func:`anomalyflow.families.load_model`
+loads any folder), scores the validation and test images of a sample table and writes ``scores.csv`` and
+``maps.npz`` (see :mod:`anomalyflow.outputs`). This module imports no family, so a scoring job's code is its
+own family's and this.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
 from anomalyflow.data.table import read_samples
-from anomalyflow.device import resolve_device
-from anomalyflow.errors import ConfigError
 from anomalyflow.frames import map_frames
 from anomalyflow.logs import get_logger
 from anomalyflow.outputs import scores_table, write_maps, write_scores
 
 log = get_logger(__name__)
-
-MODEL_CLASSES = {
-    "patchcore": "anomalyflow.patchcore:PatchCore",
-    "efficientad": "anomalyflow.efficientad.model:EfficientAD",
-    "puad": "anomalyflow.puad:PUAD",
-    "ensemble": "anomalyflow.ensemble:Ensemble",
-    "pni": "anomalyflow.pni.model:PNI",
-    "pni_refined": "anomalyflow.pni.refine:RefinedPNI",
-}
-
-
-def model_class(family: str):
-    try:
-        module, name = MODEL_CLASSES[family].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown model family {family!r}; known: {', '.join(MODEL_CLASSES)}") from None
-    return getattr(importlib.import_module(module), name)
-
-
-def load_model(model_dir: str | os.PathLike, device: str | torch.device = "auto"):
-    """The trained model in ``model_dir`` (any family), ready to ``predict``."""
-    meta = load_json(Path(model_dir) / "model.json")
-    return model_class(meta["family"]).load(model_dir, resolve_device(device))
 
 
 @torch.no_grad()
@@ -84,17 +58,16 @@ def score_paths(model, paths, *, batch_size: int, num_workers: int = 0,
 
 
 def score_category(
-    model_dir: str | os.PathLike,
+    model,
     samples_path: str | os.PathLike,
     scores_path: str | os.PathLike,
     maps_path: str | os.PathLike | None,
     *,
-    device: str | torch.device = "auto",
     batch_size: int | None = None,
     num_workers: int = 0,
 ) -> pd.DataFrame:
-    """Score the validation and test images of a category; write ``scores.csv`` and (unless None) ``maps.npz``."""
-    model = load_model(model_dir, device)
+    """Score the validation and test images of a category with a loaded ``model``; write ``scores.csv`` and (unless
+    None) ``maps.npz``. ``batch_size`` defaults to the model's own (``params["batch_size"]``, else 16)."""
     table = read_samples(samples_path)
     rows = table.loc[table["split"].isin(["validation", "test"])].reset_index(drop=True)
     batch_size = batch_size or model.params.get("batch_size", 16)

@@ -31,7 +31,7 @@ from anomalyflow.atomic import atomic_path, write_text
 from anomalyflow.data.table import read_samples, split_rows
 from anomalyflow.errors import DataError
 from anomalyflow.frames import pixel_box
-from anomalyflow.outputs import read_maps, read_scores
+from anomalyflow.outputs import read_maps, read_metrics, read_scores
 
 PathLike = str | os.PathLike
 # Columns of the metric table, in this order, where a dataset has them (anomalyflow.evaluate's names; not
@@ -66,18 +66,6 @@ def save_figure(figure, path: PathLike) -> None:
 
 
 # --- tables ------------------------------------------------------------------------------------
-
-
-def read_metrics(paths: Sequence[PathLike]) -> pd.DataFrame:
-    frames = []
-    for path in paths:
-        try:
-            frames.append(pd.read_csv(path, dtype={"category": str}))
-        except (FileNotFoundError, pd.errors.EmptyDataError):
-            raise DataError(f"{path}: metrics file missing or empty; rerun its evaluate job") from None
-    if not frames:
-        raise DataError("no metrics files given for the report")
-    return pd.concat(frames, ignore_index=True)
 
 
 def metrics_table_html(metrics: pd.DataFrame, *, title: str = "") -> str:
@@ -279,7 +267,7 @@ def write_category_figures(
 
     ``scores`` and ``maps`` map method names to files; a method without maps has no grid column.
     """
-    frame = read_metrics(metrics)
+    frame = read_metrics(metrics, what="the report")
     write_text(table, metrics_table_html(frame, title=str(frame["category"].iloc[0])))
     save_figure(roc_figure(samples, scores), roc)
     if maps:
@@ -293,10 +281,10 @@ def write_category_figures(
 
 
 def write_summary_figure(metrics: Sequence[PathLike], path: PathLike) -> None:
-    save_figure(summary_figure(read_metrics(metrics)), path)
+    save_figure(summary_figure(read_metrics(metrics, what="the report")), path)
 
 
 __all__ = [
-    "map_grid_figure", "metrics_table_html", "pick_examples", "read_metrics", "roc_figure", "roc_points",
+    "map_grid_figure", "metrics_table_html", "pick_examples", "roc_figure", "roc_points",
     "save_figure", "summary_figure", "write_category_figures", "write_summary_figure",
 ]

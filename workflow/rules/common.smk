@@ -8,23 +8,23 @@ from pathlib import Path
 from anomalyflow.config import (
     dataset_config,
     evaluation_params,
+    job_params,
     job_threads,
     method_params,
     methods_of_family,
     resolve_root,
-    result_params,
     teacher_params,
-    validate_config,
 )
-from anomalyflow.aggregate import method_provenance
+from anomalyflow.validation import validate_config
+from anomalyflow.results_table import method_provenance
 from anomalyflow.data.clutter import planned_clutter_files
 from anomalyflow.data.layouts import category_files, files_fingerprint, layout_module_name
 from anomalyflow.data.public import require_dataset
 from anomalyflow.data.synth import planned_files
-from anomalyflow.efficientad.teachers import distillation_params, imagenet_images, penalty_enabled, require_teacher
+from anomalyflow.efficientad.teachers import imagenet_images, penalty_enabled, require_teacher, teacher_job_params
 from anomalyflow.errors import AnomalyflowError
 from anomalyflow.provenance import module_sources
-from anomalyflow.scoring import MODEL_CLASSES
+from anomalyflow.model_folder import FOLDERS
 
 
 def _stop(error):
@@ -34,7 +34,7 @@ def _stop(error):
 
 
 try:
-    validate_config(config, workflow.source_path("../../config/schema.yaml"))
+    validate_config(config)  # against the library's schema.yaml: the one source of every default
 except AnomalyflowError as error:
     _stop(error)
 
@@ -48,7 +48,7 @@ def code(*modules):
     """The library source files a rule's job runs: inputs, so editing them reruns exactly those jobs.
 
     Found from import statements (anomalyflow.provenance); a module the library loads by name is named
-    here by the rule, from the library's own table (layout_code, scorer_code)."""
+    here by the rule, from the library's own table (layout_code)."""
     return module_sources("anomalyflow.jobs", *modules, package_dir=LIBRARY)
 
 
@@ -58,11 +58,6 @@ def layout_code(wildcards):
         return code("anomalyflow.data.check", "anomalyflow.data.layouts", layout_module_name(ds(wildcards)["layout"]))
     except AnomalyflowError as error:
         _stop(error)
-
-
-def scorer_code(family):
-    """A scoring job's library files, with the module of the family's model class (loaded by name)."""
-    return code("anomalyflow.scoring", MODEL_CLASSES[family].partition(":")[0])
 
 
 wildcard_constraints:
@@ -81,10 +76,10 @@ def ds(wildcards):
 
 
 def params_of(wildcards):
-    """The merged parameters of {method} for {dataset}/{category}: the params trigger sees per-category edits
-    (but not checkpoint_every, which changes no result; scripts that need it read the config)."""
+    """The parameters of {method} for {dataset}/{category} (anomalyflow.config.job_params): the params trigger
+    sees per-category edits, but not the run options (checkpoint_every), which the scripts get from rule_job."""
     try:
-        return result_params(method_params(config, wildcards.dataset, wildcards.category, wildcards.method))
+        return job_params(config, wildcards.dataset, wildcards.category, wildcards.method)
     except AnomalyflowError as error:
         _stop(error)
 
@@ -97,17 +92,30 @@ def method_dir(wildcards):
     return f"results/{wildcards.dataset}/{wildcards.category}/{wildcards.method}"
 
 
+def model_files(family, *stages):
+    """The files of {method}'s model folder that ``stages`` of ``family`` write (no stage: the whole folder), as
+    the library's contract names them (anomalyflow.model_folder): a rule declares exactly what its stage writes."""
+    return [f"results/{{dataset}}/{{category}}/{{method}}/{name}" for name in FOLDERS[family].names(*stages)]
+
+
+def base_model_files(family):
+    """Input function: the whole model folder of the ``family`` method that {method} builds on (its ``base``)."""
+
+    def files(wildcards):
+        base = params_of(wildcards)["base"]
+        return [f"results/{wildcards.dataset}/{wildcards.category}/{base}/{name}" for name in FOLDERS[family].names()]
+
+    return files
+
+
 def samples_csv(wildcards):
     return f"results/{wildcards.dataset}/{wildcards.category}/samples.csv"
 
 
-def weights_file(backbone, weights):
-    """The cached weights file a rule needs as input ('imagenet' -> resources/weights), or none."""
-    if weights == "imagenet":
-        return [f"resources/weights/{backbone}.pth"]
-    if weights in (None, "none"):
-        return []
-    return [weights]
+def weights_input(weights):
+    """The weights file a job reads, as its input (none for random init); ``weights`` as the job's params give it,
+    ``imagenet`` already resolved to the file the local rule weights_download fetches."""
+    return [] if weights in (None, "none") else [weights]
 
 
 def threads_of(wildcards):
@@ -223,9 +231,16 @@ def teacher_image_inputs(name):
     return [images]
 
 
+def teacher_params_of(name):
+    """Teacher {name}'s settings as its jobs get them (their params trigger): anomalyflow.config.teacher_job_params."""
+    try:
+        return teacher_job_params(config, name)
+    except AnomalyflowError as error:
+        _stop(error)
+
+
 def teacher_weights(name):
-    spec = teacher(name)
-    return weights_file(spec["backbone"], spec["weights"])
+    return weights_input(teacher_params_of(name)["weights"])
 
 
 def efficientad_teacher_input(wildcards):
@@ -254,17 +269,6 @@ def efficientad_penalty_folder(wildcards):
     if params.get("pretrained") or not penalty_enabled(params, teacher(params["teacher"])):
         return None
     return teacher_images(params["teacher"])
-
-
-# --- PUAD --------------------------------------------------------------------------------------
-
-
-def puad_base_files(wildcards):
-    """The EfficientAD model folder (with its quantiles) that a PUAD method extends."""
-    base = params_of(wildcards)["base"]
-    folder = f"results/{wildcards.dataset}/{wildcards.category}/{base}"
-    return [f"{folder}/{name}" for name in ("model.json", "student.pt", "autoencoder.pt", "teacher.pt",
-                                              "teacher_stats.pt", "quantiles.json")]
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -371,24 +375,10 @@ def report_figures(wildcards):
     )
 
 
-# --- PNI ------------------------------------------------------------------------------------------
-
-
-PNI_MEMORY = ["coreset_emb.faiss", "coreset_dist.faiss", "coreset_emb_edge.faiss", "position.npz", "memory.json"]
-PNI_MODEL = PNI_MEMORY + ["neighbourhood.pt", "neighbourhood.json", "model.json"]
-
-
-def pni_base_files(wildcards):
-    """The PNI model folder a refined-PNI method builds on."""
-    base = params_of(wildcards)["base"]
-    return [f"results/{wildcards.dataset}/{wildcards.category}/{base}/{name}" for name in PNI_MODEL]
+# --- backbone weights -----------------------------------------------------------------------------
 
 
 def backbone_weights(wildcards):
-    params = params_of(wildcards)
-    return weights_file(params["backbone"], params["weights"])
-
-
-def refiner_weights(wildcards):
-    return weights_file("densenet161", params_of(wildcards)["weights"])
+    """Input function: the weights file of {method}'s backbone (a refined PNI's: its DenseNet-161), or none."""
+    return weights_input(params_of(wildcards)["weights"])
 

@@ -9,7 +9,7 @@ for _name, _spec in config["datasets"].items():
 
         rule:
             name:
-                f"synth_{_name}_{_category}"
+                f"data_synth_{_name}_{_category}"
             input:
                 code=code("anomalyflow.data.synth"),
             output:
@@ -18,18 +18,18 @@ for _name, _spec in config["datasets"].items():
                 category=_category,
                 spec=dict(_spec["synthetic"]),
             log:
-                f"logs/{_name}/{_category}/synth.log",
+                f"logs/{_name}/{_category}/data_synth.log",
             localrule: True
             conda:
                 "../../envs/cpu.yaml"
             script:
-                "../scripts/synth.py"
+                "../scripts/data_synth.py"
 
 
 # The first job of a category: its sample table, after decoding every image and mask in it, so a bad
 # file stops that category in its first minute. The data files are tracked by their fingerprint (a
 # params trigger), not listed as inputs: Snakemake would print hundreds of paths for every such job.
-rule samples:
+rule data_samples:
     input:
         category_inputs,
         code=layout_code,
@@ -39,14 +39,14 @@ rule samples:
         files=category_fingerprint,
         layout=lambda wc: ds(wc)["layout"],
         root=lambda wc: dataset_root(wc.dataset),
-        validation=lambda wc: ds(wc).get("validation", {}),
-        folder=lambda wc: ds(wc).get("folder"),
+        validation=lambda wc: ds(wc)["validation"],
+        folder=lambda wc: ds(wc)["folder"],
     log:
-        "logs/{dataset}/{category}/samples.log",
+        "logs/{dataset}/{category}/data_samples.log",
     threads: threads_of
     resources:
         **cpu_resources(2000, 10),
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/samples.py"
+        "../scripts/data_samples.py"

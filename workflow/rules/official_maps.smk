@@ -3,7 +3,7 @@
 # Built when asked for, and by all.csv when the config's official_maps is true (they are large).
 
 
-rule official_maps:
+rule official_maps_write:
     input:
         code=code("anomalyflow.official_maps"),
         samples=samples_csv,
@@ -13,19 +13,19 @@ rule official_maps:
     wildcard_constraints:
         method=own_maps_regex(),
     log:
-        "logs/{dataset}/{category}/{method}/official_maps.log",
+        "logs/{dataset}/{category}/{method}/official_maps_write.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/official_maps.tsv"
+        "benchmarks/{dataset}/{category}/{method}/official_maps_write.tsv"
     resources:
         **cpu_resources(4000, 60),
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/official_maps.py"
+        "../scripts/official_maps_write.py"
 
 
 # A PUAD method's maps are its base EfficientAD's: the same files, hard-linked (no extra space).
-rule official_maps_linked:
+rule official_maps_link:
     input:
         code=code("anomalyflow.official_maps"),
         maps=linked_official_maps,
@@ -34,9 +34,9 @@ rule official_maps_linked:
     wildcard_constraints:
         method=family_regex("puad"),
     log:
-        "logs/{dataset}/{category}/{method}/official_maps.log",
+        "logs/{dataset}/{category}/{method}/official_maps_link.log",
     localrule: True
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/official_maps_linked.py"
+        "../scripts/official_maps_link.py"

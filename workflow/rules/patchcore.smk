@@ -5,18 +5,17 @@ rule patchcore_fit:
     input:
         code=code("anomalyflow.patchcore"),
         samples=samples_csv,
-        weights=lambda wc: weights_file(params_of(wc)["backbone"], params_of(wc)["weights"]),
+        weights=backbone_weights,
     output:
-        bank="results/{dataset}/{category}/{method}/memory.faiss",
-        model="results/{dataset}/{category}/{method}/model.json",
+        model_files("patchcore", "fit"),
     wildcard_constraints:
         method=family_regex("patchcore"),
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit.log",
+        "logs/{dataset}/{category}/{method}/patchcore_fit.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit.tsv"
+        "benchmarks/{dataset}/{category}/{method}/patchcore_fit.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 60),
@@ -28,10 +27,9 @@ rule patchcore_fit:
 
 rule patchcore_score:
     input:
-        code=scorer_code("patchcore"),
+        model_files("patchcore"),
+        code=code("anomalyflow.scoring", "anomalyflow.patchcore"),
         samples=samples_csv,
-        bank="results/{dataset}/{category}/{method}/memory.faiss",
-        model="results/{dataset}/{category}/{method}/model.json",
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -40,13 +38,13 @@ rule patchcore_score:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/score.log",
+        "logs/{dataset}/{category}/{method}/patchcore_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+        "benchmarks/{dataset}/{category}/{method}/patchcore_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/patchcore_score.py"

@@ -7,7 +7,7 @@ rule pni_fit_memory:
         weights=backbone_weights,
         code=code("anomalyflow.pni.stages"),
     output:
-        multiext("results/{dataset}/{category}/{method}/", *PNI_MEMORY),
+        model_files("pni", "fit_memory"),
         # Train features for the MLP stage only: float16 [N, h, w, E], gigabytes on real data.
         features=temp("results/{dataset}/{category}/{method}/train_features.npy"),
     wildcard_constraints:
@@ -15,9 +15,9 @@ rule pni_fit_memory:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit_memory.log",
+        "logs/{dataset}/{category}/{method}/pni_fit_memory.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit_memory.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_fit_memory.tsv"
     threads: threads_of
     resources:
         **gpu_resources(64000, 120),
@@ -29,20 +29,20 @@ rule pni_fit_memory:
 
 rule pni_fit_mlp:
     input:
-        multiext("results/{dataset}/{category}/{method}/", *PNI_MEMORY),
+        model_files("pni", "fit_memory"),
         samples=samples_csv,
         features="results/{dataset}/{category}/{method}/train_features.npy",
         code=code("anomalyflow.pni.stages"),
     output:
-        multiext("results/{dataset}/{category}/{method}/", "neighbourhood.pt", "neighbourhood.json", "model.json"),
+        model_files("pni", "fit_mlp"),
     wildcard_constraints:
         method=family_regex("pni"),
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit_mlp.log",
+        "logs/{dataset}/{category}/{method}/pni_fit_mlp.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit_mlp.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_fit_mlp.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 240),
@@ -54,10 +54,9 @@ rule pni_fit_mlp:
 
 rule pni_score:
     input:
-        multiext("results/{dataset}/{category}/{method}/", *PNI_MODEL),
+        model_files("pni"),
         samples=samples_csv,
-        model="results/{dataset}/{category}/{method}/model.json",
-        code=scorer_code("pni"),
+        code=code("anomalyflow.scoring", "anomalyflow.pni.model"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -66,50 +65,49 @@ rule pni_score:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/score.log",
+        "logs/{dataset}/{category}/{method}/pni_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 60),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/pni_score.py"
 
 
-rule train_refiner:
+rule pni_refined_fit:
     input:
         samples=samples_csv,
-        base=pni_base_files,
-        weights=refiner_weights,
+        base=base_model_files("pni"),
+        weights=backbone_weights,
         code=code("anomalyflow.pni.refine"),
     output:
-        multiext("results/{dataset}/{category}/{method}/", "refiner.pt", "refiner.json", "model.json"),
+        model_files("pni_refined", "fit"),
     wildcard_constraints:
         method=family_regex("pni_refined"),
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/train_refiner.log",
+        "logs/{dataset}/{category}/{method}/pni_refined_fit.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/train_refiner.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_refined_fit.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 12 * 60),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/train_refiner.py"
+        "../scripts/pni_refined_fit.py"
 
 
-rule refine:
+rule pni_refined_score:
     input:
-        multiext("results/{dataset}/{category}/{method}/", "refiner.pt", "refiner.json"),
+        model_files("pni_refined"),
         samples=samples_csv,
-        base=pni_base_files,
-        model="results/{dataset}/{category}/{method}/model.json",
-        code=scorer_code("pni_refined"),
+        base=base_model_files("pni"),
+        code=code("anomalyflow.scoring", "anomalyflow.pni.refined"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
         maps="results/{dataset}/{category}/{method}/maps.npz",
@@ -118,13 +116,13 @@ rule refine:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/refine.log",
+        "logs/{dataset}/{category}/{method}/pni_refined_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/refine.tsv"
+        "benchmarks/{dataset}/{category}/{method}/pni_refined_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(32000, 60),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/pni_refined_score.py"

@@ -1,38 +1,36 @@
 # PUAD: a Gaussian on EfficientAD's pooled student features, fused with its score by z-scores.
 
 
-rule fit_puad:
+rule puad_fit:
     input:
         code=code("anomalyflow.puad"),
         samples=samples_csv,
-        base=puad_base_files,
+        base=base_model_files("efficientad"),
     output:
-        gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
-        model="results/{dataset}/{category}/{method}/model.json",
+        model_files("puad", "fit"),
     wildcard_constraints:
         method=family_regex("puad"),
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/fit.log",
+        "logs/{dataset}/{category}/{method}/puad_fit.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/fit.tsv"
+        "benchmarks/{dataset}/{category}/{method}/puad_fit.tsv"
     threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/fit_puad.py"
+        "../scripts/puad_fit.py"
 
 
-rule score_puad:
+rule puad_score:
     input:
-        code=scorer_code("puad"),
+        model_files("puad"),
+        code=code("anomalyflow.scoring", "anomalyflow.puad"),
         samples=samples_csv,
-        base=puad_base_files,
-        gaussian="results/{dataset}/{category}/{method}/gaussian.npz",
-        model="results/{dataset}/{category}/{method}/model.json",
+        base=base_model_files("efficientad"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
     wildcard_constraints:
@@ -40,13 +38,13 @@ rule score_puad:
     params:
         method=params_of,
     log:
-        "logs/{dataset}/{category}/{method}/score.log",
+        "logs/{dataset}/{category}/{method}/puad_score.log",
     benchmark:
-        "benchmarks/{dataset}/{category}/{method}/score.tsv"
+        "benchmarks/{dataset}/{category}/{method}/puad_score.tsv"
     threads: threads_of
     resources:
         **gpu_resources(16000, 30),
     conda:
         "../../envs/gpu.yaml"
     script:
-        "../scripts/score.py"
+        "../scripts/puad_score.py"

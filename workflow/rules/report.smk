@@ -1,5 +1,5 @@
 # The HTML report's figures (`snakemake --report report.html`): per category a metric table, ROC curves
-# and an anomaly-map grid; per dataset a bar chart of methods x categories. aggregate waits for them, so
+# and an anomaly-map grid; per dataset a bar chart of methods x categories. results_table waits for them, so
 # every command that builds results/{dataset}/all.csv also builds what the report embeds.
 
 
@@ -35,7 +35,7 @@ rule report_category:
     params:
         methods=lambda wc: ds(wc)["methods"],
     log:
-        "logs/{dataset}/{category}/report.log",
+        "logs/{dataset}/{category}/report_category.log",
     resources:
         **cpu_resources(4000, 20),
     conda:

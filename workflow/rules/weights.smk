@@ -2,7 +2,7 @@
 # nodes may not), and every rule reads the cached file.
 
 
-rule download_weights:
+rule weights_download:
     input:
         code=code("anomalyflow.nets.backbones"),
     output:
@@ -10,9 +10,9 @@ rule download_weights:
     wildcard_constraints:
         backbone=r"[a-z0-9_]+",
     log:
-        "logs/weights/{backbone}.log",
+        "logs/weights/{backbone}/weights_download.log",
     localrule: True
     conda:
         "../../envs/cpu.yaml"
     script:
-        "../scripts/download_weights.py"
+        "../scripts/weights_download.py"

@@ -1,16 +1,8 @@
 from pathlib import Path
 
-from anomalyflow.jobs import job
-from anomalyflow.nets.backbones import resolve_weights
+from anomalyflow.jobs import rule_job
 from anomalyflow.pni.stages import fit_pni_memory
 
-with job(snakemake.log[0], name="pni_fit_memory", threads=snakemake.threads):
-    params = snakemake.params.method
-    fit_pni_memory(
-        snakemake.input.samples,
-        Path(snakemake.output[0]).parent,
-        {**params, "weights": resolve_weights(params["weights"], params["backbone"])},
-        device=snakemake.config["device"],
-        num_workers=snakemake.config["num_workers"],
-        features_path=snakemake.output.features,
-    )
+with rule_job(snakemake) as run:
+    fit_pni_memory(snakemake.input.samples, Path(snakemake.output[0]).parent, snakemake.params.method,
+                   device=run.device, num_workers=run.num_workers, features_path=snakemake.output.features)

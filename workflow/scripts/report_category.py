@@ -1,14 +1,7 @@
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 from anomalyflow.viz import write_category_figures
 
-with job(snakemake.log[0], name="report"):
-    methods = snakemake.params.methods
-    write_category_figures(
-        snakemake.input.samples,
-        dict(zip(methods, snakemake.input.scores, strict=True)),
-        dict(zip(methods, snakemake.input.maps, strict=True)),
-        snakemake.input.metrics,
-        table=snakemake.output.table,
-        roc=snakemake.output.roc,
-        grid=snakemake.output.grid,
-    )
+with rule_job(snakemake):
+    methods, i, o = snakemake.params.methods, snakemake.input, snakemake.output
+    scores, maps = (dict(zip(methods, files, strict=True)) for files in (i.scores, i.maps))
+    write_category_figures(i.samples, scores, maps, i.metrics, table=o.table, roc=o.roc, grid=o.grid)

@@ -1,5 +1,5 @@
-from anomalyflow.jobs import job
+from anomalyflow.jobs import rule_job
 from anomalyflow.viz import write_summary_figure
 
-with job(snakemake.log[0], name="report"):
+with rule_job(snakemake):
     write_summary_figure(snakemake.input.metrics, snakemake.output[0])

@@ -14,22 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from anomalyflow.data.layouts import (
-    ReadOptions,
-    categories_with,
+from anomalyflow.data.layouts import ReadOptions, require_test_images, sample, train_then_test
+from anomalyflow.data.tree import (
     list_images,
     pair_masks,
-    refuse_loose_images,
     refuse_orphan_mask_folders,
-    require_category,
-    require_folder,
-    require_test_images,
-    sample,
     stem,
     subfolders,
     train_categories,
     train_category_files,
-    train_rows,
 )
 from anomalyflow.errors import DataError
 
@@ -42,10 +35,8 @@ def list_categories(root: Path) -> list[str]:
 
 
 def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str, Any]]:
-    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
-    rows = train_rows(options, category, list_images(base / "train" / NORMAL, what="training (normal)"))
-    test_dir = require_folder(base / "test", "test", "test/ok and test/ko")
-    refuse_loose_images(test_dir, "test/ok or test/ko")
+    base, rows, test_dir = train_then_test(root, category, options, normal=NORMAL, example=EXAMPLE,
+                                           test_folders="test/ok and test/ko", loose="test/ok or test/ko")
     for name in subfolders(test_dir):
         if name not in (NORMAL, DEFECTIVE):
             raise DataError(f"{test_dir / name}: unknown test folder for the btad layout; expected ok and ko")

@@ -13,12 +13,14 @@ MVTec LOCO, mask pixel values missing from ``defects_config.json``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from anomalyflow.data.images import decode_image, load_mask, load_mask_channels
 from anomalyflow.data.layouts import canonical_layout, list_categories, read_samples_from_layout
+from anomalyflow.data.table import write_samples
 from anomalyflow.errors import DataError
 
 HEADER = ("category", "split", "defect_type", "kind", "images", "masks")
@@ -130,3 +132,17 @@ def verified_samples(layout: str, root: str | os.PathLike, category: str, *, wor
     table = read_samples_from_layout(layout, root, category, check_sizes=True, **read_options)
     decode_all(layout, root, category, table, workers=workers, progress=progress)
     return table
+
+
+def write_verified_samples(layout: str, root: str | os.PathLike, category: str, out_path: str | os.PathLike, *,
+                           dataset: str, validation: Mapping[str, Any], folder: Mapping[str, Any] | None,
+                           workers: int = 1) -> None:
+    """The workflow's first job of a category: :func:`verified_samples` written to ``out_path`` (``samples.csv``).
+
+    ``validation`` is the dataset's ``validation`` block (``fraction``, ``seed``; the schema fills them in),
+    ``folder`` its ``folder`` block (the ``folder`` layout's paths).
+    """
+    table = verified_samples(layout, root, category, workers=workers, dataset=dataset,
+                             validation_fraction=validation["fraction"], validation_seed=validation["seed"],
+                             folder=folder)
+    write_samples(table, out_path)

@@ -23,19 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from anomalyflow.data.layouts import (
-    ReadOptions,
-    list_files,
-    list_images,
-    no_categories,
-    pair_masks,
-    require_category,
-    require_test_images,
-    sample,
-    stem,
-    subfolders,
-    train_rows,
-)
+from anomalyflow.data.layouts import ReadOptions, require_test_images, sample, train_rows
+from anomalyflow.data.tree import list_files, list_images, no_categories, pair_masks, require_category, stem, subfolders
 from anomalyflow.errors import ConfigError, DataError
 
 DEFAULTS: dict[str, Any] = {"train": "train/good", "test_good": "test/good", "test_anomalous": None,

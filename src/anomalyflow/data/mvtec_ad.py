@@ -12,22 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from anomalyflow.data.layouts import (
-    ReadOptions,
-    categories_with,
+from anomalyflow.data.layouts import ReadOptions, require_test_images, sample, train_then_test
+from anomalyflow.data.tree import (
     list_images,
     pair_masks,
-    refuse_loose_images,
     refuse_orphan_mask_folders,
-    require_category,
-    require_folder,
-    require_test_images,
-    sample,
     stem,
     subfolders,
     train_categories,
     train_category_files,
-    train_rows,
 )
 
 EXAMPLE = "train/good and test/<type>"
@@ -39,10 +32,8 @@ def list_categories(root: Path) -> list[str]:
 
 
 def read_rows(root: Path, category: str, options: ReadOptions) -> list[dict[str, Any]]:
-    base = require_category(root, category, categories_with(root, "train"), EXAMPLE)
-    rows = train_rows(options, category, list_images(base / "train" / GOOD, what="training (normal)"))
-    test_dir = require_folder(base / "test", "test", "test/good and test/<defect> folders")
-    refuse_loose_images(test_dir, "test/<type>")
+    base, rows, test_dir = train_then_test(root, category, options, normal=GOOD, example=EXAMPLE,
+                                           test_folders="test/good and test/<defect> folders", loose="test/<type>")
     test_types = subfolders(test_dir)
     for defect_type in test_types:
         images = list_images(test_dir / defect_type, what="test", required=False)

@@ -15,21 +15,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-from anomalyflow.data.layouts import (
-    ReadOptions,
+from anomalyflow.data.layouts import ReadOptions, require_test_images, sample, train_rows
+from anomalyflow.data.tree import (
     categories_with,
     list_files,
     list_images,
     refuse_loose_images,
     require_category,
     require_folder,
-    require_test_images,
-    sample,
     stem,
     subfolders,
     train_categories,
     train_category_files,
-    train_rows,
 )
 from anomalyflow.errors import DataError
 

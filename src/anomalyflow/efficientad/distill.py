@@ -25,7 +25,7 @@ written every ``checkpoint_every`` iterations and resumed when the settings matc
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -54,12 +54,11 @@ from anomalyflow.efficientad.target import TeacherTarget, check_variant
 from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
 from anomalyflow.nets.pdn import build_pdn, normalize_size
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler
+from anomalyflow.params import teacher_settings
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, scaled_step
 
 log = get_logger(__name__)
 
-#: Image sets up to this size are distilled from cached Ψ targets (see the module notes).
-CACHE_LIMIT = 64
 _STD_FLOOR = 1e-6
 
 
@@ -130,28 +129,29 @@ def distill_teacher(
     stats_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    size: str = "s",
-    iterations: int = 60000,
-    batch_size: int = 16,
-    lr: float = 1e-4,
-    weight_decay: float = 1e-5,
-    seed: int = 0,
-    variant: str = "p",
-    backbone: str = "wide_resnet101_2",
-    weights: str | os.PathLike | None = "none",
-    image_size: int = 256,
+    size: str,
+    iterations: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    variant: str,
+    backbone: str,
+    weights: str | os.PathLike | None,
+    image_size: int,
+    cache_limit: int,
+    checkpoint_every: int,
     device: str | torch.device = "auto",
     num_workers: int = 0,
-    checkpoint_every: int = 1000,
     grayscale: float = 0.1,
-    cache_limit: int = CACHE_LIMIT,
 ) -> None:
     """Distil Ψ into a padded PDN of ``size`` and write its state dict to ``out_path`` (A3).
 
     ``paths``: a folder of ImageNet-like images (searched recursively) or a list of image files.
     ``stats_path``: the file written by :func:`~anomalyflow.efficientad.imagenet_stats.compute_imagenet_stats`
     with the same ``variant``, ``backbone``, ``weights`` and ``image_size``. Sets of at most
-    ``cache_limit`` images are distilled from cached targets (0 disables the cache).
+    ``cache_limit`` images are distilled from cached targets (0 disables the cache). The settings have no
+    defaults here: :func:`fit_teacher` takes them from a teacher's config entry, with the schema's.
     """
     size = normalize_size(size)
     variant = check_variant(variant)
@@ -225,10 +225,7 @@ def distill_teacher(
                 raise ConfigError(f"image_size: {image_size} gives a {tuple(prediction.shape[-2:])} PDN grid but a "
                                   f"{tuple(y.shape[-2:])} Ψ grid; use a multiple of 8 (256 in the paper)")
             loss = (prediction.float() - y).square().mean()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            scaled_step(loss, optimizer, scaler)
             end_step(step, iterations, loss, bar, checkpoint_every=checkpoint_every, path=ckpt_file,
                      settings=settings, device=device,
                      state=lambda: {"pdn": pdn.state_dict(), "optimizer": optimizer.state_dict(),
@@ -240,4 +237,18 @@ def distill_teacher(
     log.info("teacher written to %s", out_path)
 
 
-__all__ = ["CACHE_LIMIT", "build_target_cache", "distill_teacher", "normalise_target"]
+def fit_teacher(paths: Sequence[str | os.PathLike] | str | os.PathLike, stats_path: str | os.PathLike,
+                out_path: str | os.PathLike, size: str, teacher: Mapping | None, *, device: str | torch.device = "auto",
+                num_workers: int = 0, checkpoint_every: int | None = None) -> None:
+    """:func:`distill_teacher` of the ``size`` PDN with a teacher's settings (``teachers.<name>``,
+    :func:`anomalyflow.params.teacher_settings`: checked, unset keys from the schema); ``checkpoint_every``
+    (None: the settings') changes no result."""
+    s = teacher_settings(teacher)
+    distill_teacher(paths, stats_path, out_path, size=size, iterations=s.iterations, batch_size=s.batch_size,
+                    lr=s.lr, weight_decay=s.weight_decay, seed=s.seed, variant=s.variant, backbone=s.backbone,
+                    weights=s.weights, image_size=s.image_size, cache_limit=s.cache_limit, device=device,
+                    num_workers=num_workers,
+                    checkpoint_every=s.checkpoint_every if checkpoint_every is None else checkpoint_every)
+
+
+__all__ = ["build_target_cache", "distill_teacher", "fit_teacher", "normalise_target"]

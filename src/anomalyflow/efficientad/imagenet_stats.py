@@ -21,7 +21,7 @@ turned grayscale with probability 0.1 first; ``grayscale=0.1`` keeps that (0 swi
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from anomalyflow.efficientad.sampling import mixed_seed
 from anomalyflow.efficientad.target import TeacherTarget, check_variant
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.params import teacher_settings
 
 log = get_logger(__name__)
 
@@ -127,12 +128,12 @@ def compute_imagenet_stats(
     paths: Sequence[str | os.PathLike] | str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    n_images: int = 10000,
-    seed: int = 42,
-    variant: str = "p",
-    backbone: str = "wide_resnet101_2",
-    weights: str | os.PathLike | None = "none",
-    image_size: int = 256,
+    n_images: int,
+    seed: int,
+    variant: str,
+    backbone: str,
+    weights: str | os.PathLike | None,
+    image_size: int,
     batch_size: int = 16,
     device: str | torch.device = "auto",
     num_workers: int = 0,
@@ -141,7 +142,8 @@ def compute_imagenet_stats(
     """Per-channel μ, σ of Ψ (``variant``) over ``n_images`` of ``paths``; write and return the stats dict.
 
     ``paths`` is a folder (searched recursively) or a list of image files. Ψ runs on images resized to
-    ``2 × image_size`` (512 for the paper's 256) and ImageNet-normalised.
+    ``2 × image_size`` (512 for the paper's 256) and ImageNet-normalised. The settings have no defaults here:
+    :func:`teacher_stats` takes them from a teacher's config entry, with the schema's.
     """
     variant = check_variant(variant)
     if n_images < 1:
@@ -180,6 +182,18 @@ def compute_imagenet_stats(
     return stats
 
 
+def teacher_stats(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_path: str | os.PathLike,
+                  teacher: Mapping | None, *, device: str | torch.device = "auto",
+                  num_workers: int = 0) -> dict[str, Any]:
+    """:func:`compute_imagenet_stats` with a teacher's settings (``teachers.<name>``,
+    :func:`anomalyflow.params.teacher_settings`: checked, unset keys from the schema): its ``n_images``,
+    ``stats_seed``, ``variant``, ``backbone``, ``weights`` (a file, or ``none``) and ``image_size``."""
+    s = teacher_settings(teacher)
+    return compute_imagenet_stats(paths, out_path, n_images=s.n_images, seed=s.stats_seed, variant=s.variant,
+                                  backbone=s.backbone, weights=s.weights, image_size=s.image_size, device=device,
+                                  num_workers=num_workers)
+
+
 def load_imagenet_stats(path: str | os.PathLike) -> dict[str, Any]:
     """Read a statistics file written by :func:`compute_imagenet_stats`."""
     file = Path(path)
@@ -197,4 +211,4 @@ def load_imagenet_stats(path: str | os.PathLike) -> dict[str, Any]:
 
 
 __all__ = ["FlaggedImages", "compute_imagenet_stats", "list_images", "load_imagenet_stats", "resolve_paths",
-           "select_images"]
+           "select_images", "teacher_stats"]

@@ -1,11 +1,13 @@
 """EfficientAD inference (docs/methods.md A1, A6): the model class the generic scorer drives.
 
-Model folder (written by :func:`~anomalyflow.efficientad.train.train_efficientad` or
-:func:`~anomalyflow.efficientad.official.import_puad_model`):
+Model folder (:data:`anomalyflow.model_folder.EFFICIENTAD_FOLDER`; written by
+:func:`~anomalyflow.efficientad.train.train_efficientad` or :mod:`anomalyflow.efficientad.official`):
 
 - ``teacher.pt``, ``student.pt``, ``autoencoder.pt``: state dicts (P's key names, see :mod:`anomalyflow.nets.pdn`);
 - ``teacher_stats.pt``: ``{"mean": [384], "std": [384]}``, the teacher-output normalisation (A5.1);
-- ``quantiles.json``: the map quantiles (:mod:`anomalyflow.efficientad.quantiles`);
+- ``quantiles.json``: the map quantiles (:mod:`anomalyflow.efficientad.quantiles`), a separate stage's file,
+  with the :func:`weights_digest` of the networks they were computed for: quantiles of earlier weights
+  are refused, not used;
 - ``model.json``: ``{"family": "efficientad", "size", "image_size", "out_channels", "params": {training
   parameters}, "inference": {"map_padding", "batch_size", "amp"}}``.
 
@@ -20,20 +22,24 @@ on its pixel. The image score is the map's maximum. On CUDA the networks run und
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from anomalyflow.config import load_json
 from anomalyflow.data.loader import image_transform
-from anomalyflow.errors import ConfigError, DataError, NumericalError
+from anomalyflow.device import resolve_device
+from anomalyflow.efficientad.checkpoint import file_digest
+from anomalyflow.errors import DataError, NumericalError
 from anomalyflow.frames import FULL_FRAME
 from anomalyflow.maps import pad_constant, resize
+from anomalyflow.model_folder import EFFICIENTAD_FOLDER
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn
 from anomalyflow.precision import amp_dtype, autocast, memory_format, place
+from anomalyflow.readers import load_json
 from anomalyflow.state_files import load_into, load_state
 
 INFERENCE_DEFAULTS = {"map_padding": 0, "batch_size": 16, "amp": True}
@@ -49,7 +55,7 @@ class EfficientAD:
 
     def __init__(self, teacher, student, autoencoder, mean: torch.Tensor, std: torch.Tensor, *,
                  quantiles: dict | None, params: dict, device: torch.device):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # "auto" too: a scoring script passes the config's device
         self.params = {**INFERENCE_DEFAULTS, **params}
         self.image_size = int(self.params["image_size"])
         self.out_channels = int(self.params.get("out_channels", 384))
@@ -66,30 +72,26 @@ class EfficientAD:
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu", *,
              map_padding: int | None = None, batch_size: int | None = None, amp: bool | None = None,
-             require_quantiles: bool = True) -> EfficientAD:
-        """The model in ``model_dir``; keyword arguments override its ``model.json`` inference settings."""
+             with_quantiles: bool = True) -> EfficientAD:
+        """The model in ``model_dir``; keyword arguments override its ``model.json`` inference settings.
+
+        ``with_quantiles=False`` leaves ``quantiles.json`` unread (the quantile stage, which computes it).
+        """
         folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
-        if meta.get("family") != cls.family:
-            raise ConfigError(f"{folder / 'model.json'}: family {meta.get('family')!r} is not {cls.family!r}")
+        meta = EFFICIENTAD_FOLDER.read(folder)
         size, image_size = meta["size"], int(meta["image_size"])
         out_channels = int(meta.get("out_channels", 384))
         teacher = build_pdn(size, out_channels)
         student = build_pdn(size, 2 * out_channels)
         autoencoder = Autoencoder(out_channels, image_size)
-        for module, name in ((teacher, "teacher.pt"), (student, "student.pt"), (autoencoder, "autoencoder.pt")):
-            load_into(module, load_state(folder / name), folder / name)
-        stats = load_state(folder / "teacher_stats.pt")
+        for module, role in ((teacher, "teacher"), (student, "student"), (autoencoder, "autoencoder")):
+            path = EFFICIENTAD_FOLDER.path(folder, role)
+            load_into(module, load_state(path), path)
+        stats_path = EFFICIENTAD_FOLDER.path(folder, "teacher_stats")
+        stats = load_state(stats_path)
         if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
-            raise DataError(f"{folder / 'teacher_stats.pt'}: expected a dict with 'mean' and 'std'")
-        quantiles = None
-        if (folder / "quantiles.json").is_file():
-            quantiles = load_json(folder / "quantiles.json")
-            missing = [k for k in _QUANTILE_KEYS if k not in quantiles]
-            if missing:
-                raise DataError(f"{folder / 'quantiles.json'}: missing {missing}")
-        elif require_quantiles:
-            raise DataError(f"{folder / 'quantiles.json'}: not found; compute the validation quantiles first")
+            raise DataError(f"{stats_path}: expected a dict with 'mean' and 'std'")
+        quantiles = read_quantiles(folder) if with_quantiles else None
         inference = {**INFERENCE_DEFAULTS, **meta.get("inference", {})}
         for key, value in (("map_padding", map_padding), ("batch_size", batch_size), ("amp", amp)):
             if value is not None:
@@ -97,7 +99,7 @@ class EfficientAD:
         params = {"size": size, "image_size": image_size, "out_channels": out_channels, **inference,
                   "train": meta.get("params", {})}
         return cls(teacher, student, autoencoder, stats["mean"], stats["std"], quantiles=quantiles, params=params,
-                   device=torch.device(device))
+                   device=resolve_device(device))
 
     def transform(self):
         """A1: bilinear resize to ``image_size``² (aspect ratio ignored), ToTensor, ImageNet normalisation."""
@@ -215,4 +217,36 @@ class EfficientAD:
         return features
 
 
-__all__ = ["INFERENCE_DEFAULTS", "EfficientAD", "load_into", "load_state"]
+#: The networks' files, in the order :func:`weights_digest` reads them.
+WEIGHT_ROLES = ("teacher", "student", "autoencoder", "teacher_stats")
+
+
+def weights_digest(model_dir: str | os.PathLike) -> str:
+    """SHA-256 over the SHA-256s of the folder's four weight files: which networks a ``quantiles.json`` describes."""
+    digest = hashlib.sha256()
+    for role in WEIGHT_ROLES:
+        digest.update(file_digest(EFFICIENTAD_FOLDER.path(model_dir, role)).encode())
+    return digest.hexdigest()
+
+
+def read_quantiles(model_dir: str | os.PathLike) -> dict:
+    """The folder's ``quantiles.json``, checked: complete, and computed for the networks the folder holds.
+
+    Raises :class:`DataError` when it is missing, lacks a quantile, or names other weights (the networks were
+    trained again after it was computed). Files without a ``weights`` entry (written before it existed) are
+    taken as they are.
+    """
+    path = EFFICIENTAD_FOLDER.path(model_dir, "quantiles")
+    if not path.is_file():
+        raise DataError(f"{path}: not found; compute the validation quantiles first")
+    quantiles = load_json(path)
+    missing = [k for k in _QUANTILE_KEYS if k not in quantiles]
+    if missing:
+        raise DataError(f"{path}: missing {missing}")
+    if "weights" in quantiles and quantiles["weights"] != weights_digest(model_dir):
+        raise DataError(f"{path}: computed for other weights than the folder holds now (the networks were trained "
+                        "again); compute the validation quantiles again")
+    return quantiles
+
+
+__all__ = ["INFERENCE_DEFAULTS", "EfficientAD", "load_into", "load_state", "read_quantiles", "weights_digest"]

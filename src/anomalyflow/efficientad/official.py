@@ -33,6 +33,7 @@ from torch import nn
 
 from anomalyflow.atomic import save_torch, write_json
 from anomalyflow.errors import DataError
+from anomalyflow.model_folder import EFFICIENTAD_FOLDER
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import build_pdn, is_sequential_state, normalize_size, sequential_to_named
 from anomalyflow.state_files import load_into
@@ -99,60 +100,76 @@ def _vector(obj, path: Path, length: int) -> torch.Tensor:
     return obj.detach().float().reshape(length).clone()
 
 
-def import_puad_model(
-    puad_dir: str | os.PathLike,
-    size: str,
-    dataset_folder: str,
-    category: str,
-    out_dir: str | os.PathLike,
-    *,
-    image_size: int = 256,
-    map_padding: int = 0,
-    amp: bool = False,
-) -> dict:
-    """Convert a PUAD model folder into an anomalyflow EfficientAD model folder; return its ``model.json``.
+def _category_dir(puad_dir: str | os.PathLike, size: str, dataset_folder: str, category: str) -> Path:
+    folder = Path(puad_dir) / f"{normalize_size(size)}_size" / dataset_folder / category
+    if not folder.is_dir():
+        raise DataError(f"{folder}: PUAD model folder not found (expected <puad_dir>/<size>_size/"
+                        "<dataset_folder>/<category>)")
+    return folder
+
+
+def import_puad_networks(puad_dir: str | os.PathLike, size: str, dataset_folder: str, category: str,
+                         out_dir: str | os.PathLike, *, image_size: int = 256, map_padding: int = 0,
+                         amp: bool = False) -> dict:
+    """The ``fit`` stage's files of an EfficientAD folder from a PUAD model folder; returns its ``model.json``.
 
     Reads ``<puad_dir>/<size>_size/teacher/teacher.pt`` and
-    ``<puad_dir>/<size>_size/<dataset_folder>/<category>/{student,autoencoder,mu,sigma,quantile}.pt``
-    (e.g. ``dataset_folder="mvtec_loco_anomaly_detection"``, ``category="breakfast_box"``) and writes
-    ``teacher.pt``, ``student.pt``, ``autoencoder.pt``, ``teacher_stats.pt``, ``quantiles.json`` (maps
-    "resized", P's quantiles) and ``model.json`` into ``out_dir``. ``amp=False`` (the default) keeps
-    inference in fp32 on CUDA too, as P runs it, so scores match P's.
+    ``<puad_dir>/<size>_size/<dataset_folder>/<category>/{student,autoencoder,mu,sigma}.pt`` (e.g.
+    ``dataset_folder="mvtec_loco_anomaly_detection"``, ``category="breakfast_box"``) and writes ``teacher.pt``,
+    ``student.pt``, ``autoencoder.pt``, ``teacher_stats.pt`` and ``model.json`` into ``out_dir``
+    (:data:`anomalyflow.model_folder.EFFICIENTAD_FOLDER`). ``amp=False`` (the default) keeps inference in fp32
+    on CUDA too, as P runs it, so scores match P's.
     """
     size = normalize_size(size)
-    root = Path(puad_dir) / f"{size}_size"
-    category_dir = root / dataset_folder / category
-    if not category_dir.is_dir():
-        raise DataError(f"{category_dir}: PUAD model folder not found (expected <puad_dir>/<size>_size/"
-                        "<dataset_folder>/<category>)")
-    teacher = load_teacher_file(root / "teacher" / "teacher.pt", size)
+    category_dir = _category_dir(puad_dir, size, dataset_folder, category)
+    teacher = load_teacher_file(Path(puad_dir) / f"{size}_size" / "teacher" / "teacher.pt", size)
     student_file = category_dir / "student.pt"
     student = state_dict_for(read_official_file(student_file), build_pdn(size, 768), student_file)
     ae_file = category_dir / "autoencoder.pt"
     autoencoder = state_dict_for(read_official_file(ae_file), Autoencoder(384, image_size), ae_file)
     mean = _vector(read_official_file(category_dir / "mu.pt"), category_dir / "mu.pt", 384)
     std = _vector(read_official_file(category_dir / "sigma.pt"), category_dir / "sigma.pt", 384)
-    quantile_file = category_dir / "quantile.pt"
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "teacher"), teacher)
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "student"), student)
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "autoencoder"), autoencoder)
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "teacher_stats"), {"mean": mean, "std": std})
+    meta = {"size": size, "image_size": image_size, "out_channels": 384,
+            "params": {"source": "puad", "puad_dir": str(puad_dir), "dataset_folder": dataset_folder,
+                       "category": category, "teacher_norm": "p"},
+            "inference": {"map_padding": map_padding, "batch_size": 16, "amp": amp}}
+    EFFICIENTAD_FOLDER.write(out_dir, meta)
+    return {**meta, "family": EFFICIENTAD_FOLDER.family}
+
+
+def import_puad_quantiles(puad_dir: str | os.PathLike, size: str, dataset_folder: str, category: str,
+                          model_dir: str | os.PathLike) -> dict:
+    """The ``fit_quantiles`` stage's ``quantiles.json`` of an imported folder, from P's ``quantile.pt`` (0.9 and
+    0.995 quantiles of the validation maps resized to 256², "resized" maps), for the networks
+    :func:`import_puad_networks` wrote into ``model_dir``; returns it."""
+    from anomalyflow.efficientad.model import weights_digest
+
+    quantile_file = _category_dir(puad_dir, size, dataset_folder, category) / "quantile.pt"
     raw = read_official_file(quantile_file)
     missing = [k for k in PUAD_QUANTILE_KEYS if not isinstance(raw, dict) or k not in raw]
     if missing:
         raise DataError(f"{quantile_file}: not a PUAD quantile dict (missing {missing})")
     quantiles = {ours: float(torch.as_tensor(raw[theirs]).reshape(-1)[0])
                  for theirs, ours in PUAD_QUANTILE_KEYS.items()}
-    quantiles.update({"maps": "resized", "source": str(quantile_file)})
+    quantiles.update({"maps": "resized", "source": str(quantile_file), "weights": weights_digest(model_dir)})
+    write_json(EFFICIENTAD_FOLDER.path(model_dir, "quantiles"), quantiles)
+    return quantiles
 
-    out = Path(out_dir)
-    save_torch(out / "teacher.pt", teacher)
-    save_torch(out / "student.pt", student)
-    save_torch(out / "autoencoder.pt", autoencoder)
-    save_torch(out / "teacher_stats.pt", {"mean": mean, "std": std})
-    write_json(out / "quantiles.json", quantiles)
-    meta = {"family": "efficientad", "size": size, "image_size": image_size, "out_channels": 384,
-            "params": {"source": "puad", "puad_dir": str(puad_dir), "dataset_folder": dataset_folder,
-                       "category": category, "teacher_norm": "p"},
-            "inference": {"map_padding": map_padding, "batch_size": 16, "amp": amp}}
-    write_json(out / "model.json", meta)
+
+def import_puad_model(puad_dir: str | os.PathLike, size: str, dataset_folder: str, category: str,
+                      out_dir: str | os.PathLike, *, image_size: int = 256, map_padding: int = 0,
+                      amp: bool = False) -> dict:
+    """A whole EfficientAD model folder from a PUAD model folder (:func:`import_puad_networks`, then
+    :func:`import_puad_quantiles`); returns its ``model.json``. The workflow runs the two as its two stages."""
+    meta = import_puad_networks(puad_dir, size, dataset_folder, category, out_dir, image_size=image_size,
+                                map_padding=map_padding, amp=amp)
+    import_puad_quantiles(puad_dir, size, dataset_folder, category, out_dir)
     return meta
 
 
-__all__ = ["import_puad_model", "load_teacher_file", "read_official_file", "state_dict_for"]
+__all__ = ["import_puad_model", "import_puad_networks", "import_puad_quantiles", "load_teacher_file",
+           "read_official_file", "state_dict_for"]

@@ -4,7 +4,10 @@ and the validation quantiles that normalise EfficientAD's maps (docs/methods.md 
 ``validation_quantiles`` writes ``quantiles.json``::
 
     {"q_st_a": float, "q_st_b": float, "q_ae_a": float, "q_ae_b": float, "maps": "resized" | "raw",
-     "n_images": int, "n_values": int}
+     "n_images": int, "n_values": int, "weights": str}
+
+``weights`` is :func:`~anomalyflow.efficientad.model.weights_digest` of the networks the quantiles were computed
+for; loading the model refuses quantiles of other weights.
 
 ``q_*_a`` is the 0.9 quantile and ``q_*_b`` the 0.995 quantile over every pixel of every validation
 map, separately for the student–teacher (ST) and the autoencoder (AE) maps. ``maps="resized"`` (P
@@ -109,11 +112,12 @@ def validation_quantiles(
     maps: str = "resized",
 ) -> dict:
     """Quantiles of the trained model's maps on the category's validation normals → ``quantiles.json``."""
-    from anomalyflow.efficientad.model import EfficientAD
+    from anomalyflow.efficientad.model import EfficientAD, weights_digest
 
     rows = fit_rows(read_samples(samples_path), "validation", purpose="EfficientAD map quantiles")
-    model = EfficientAD.load(model_dir, resolve_device(device), require_quantiles=False)
+    model = EfficientAD.load(model_dir, resolve_device(device), with_quantiles=False)
     quantiles = map_quantiles(model, rows, maps=maps, batch_size=batch_size, num_workers=num_workers)
+    quantiles["weights"] = weights_digest(model_dir)
     for kind in ("st", "ae"):
         if not quantiles[f"q_{kind}_b"] > quantiles[f"q_{kind}_a"]:
             log.warning("%s: the %s map's 0.995 quantile does not exceed its 0.9 quantile (%.6g ≤ %.6g); its "

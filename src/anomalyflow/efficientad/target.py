@@ -11,7 +11,7 @@ stride 16 (1024 × 32×32). Two variants, whose targets differ, so their teacher
 - ``"n"`` (the EfficientAD code, PatchCore's extractor): every layer's 3×3 neighbourhood is unfolded
   (zero padding 1), layer3's unfolded maps are upsampled to layer2's grid, each layer's C·9 vector
   is pooled to 1024, the two are concatenated (2048) and pooled to 384 — exactly
-  :func:`anomalyflow.pni.features.aggregate` with patch 3, layer dim 1024, embed dim 384.
+  :func:`anomalyflow.patches.features.combine_layers` with patch 3, layer dim 1024, embed dim 384.
 
 Output: ``[B, 384, H/8, W/8]``, i.e. ``[B, 384, 64, 64]`` for a 512² input, the grid of a padded PDN
 on 256².
@@ -23,11 +23,10 @@ import os
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from anomalyflow.errors import ConfigError
-from anomalyflow.nets.backbones import LayerExtractor, build_backbone
-from anomalyflow.pni.features import aggregate
+from anomalyflow.nets.backbones import Frozen, LayerExtractor, build_backbone
+from anomalyflow.patches.features import combine_layers
 
 VARIANTS = ("p", "n")
 
@@ -39,7 +38,7 @@ def check_variant(variant: str, key: str = "variant") -> str:
     return name
 
 
-class TeacherTarget(nn.Module):
+class TeacherTarget(Frozen):
     """Frozen Ψ: normalised images ``[B,3,2s,2s]`` → targets ``[B, out_channels, s/4, s/4]``.
 
     ``weights`` is ``"none"`` (random init; tests and the offline demo), ``"imagenet"`` (torchvision's
@@ -57,19 +56,13 @@ class TeacherTarget(nn.Module):
         # distillation (separate jobs) must see the same Ψ.
         model = build_backbone(backbone, weights, init_seed=init_seed)
         self.extractor = LayerExtractor(model, ["layer2", "layer3"])
-        for parameter in self.parameters():
-            parameter.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> TeacherTarget:
-        # Frozen: the backbone's batch-norm statistics must never update.
-        return super().train(False)
+        self.freeze()
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         layer2, layer3 = self.extractor(images)
         if self.variant == "n":
-            features = aggregate([layer2, layer3], patch_size=3, layer_dim=1024, embed_dim=self.out_channels)
+            features = combine_layers([layer2, layer3], patch_size=3, layer_dim=1024, embed_dim=self.out_channels)
             return features.permute(0, 3, 1, 2).contiguous()
         b, _, h, w = layer2.shape
         upsampled = F.interpolate(layer3, size=(h, w), mode="bilinear", align_corners=False)

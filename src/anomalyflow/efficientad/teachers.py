@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anomalyflow.config import resolve_weights, teacher_params
 from anomalyflow.errors import ConfigError, DataError
 
 #: Where fetched teacher files are kept (relative to the working directory, like resources/weights).
@@ -123,6 +124,15 @@ NOT_DISTILLATION = ("files", "download", "puad_dir", "threads", "checkpoint_ever
 def distillation_params(spec: dict[str, Any]) -> dict[str, Any]:
     """The teacher settings a distilled teacher depends on (see :data:`NOT_DISTILLATION`)."""
     return {key: value for key, value in spec.items() if key not in NOT_DISTILLATION}
+
+
+def teacher_job_params(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """What teacher ``name``'s jobs get as parameters (their rerun trigger): the settings a distilled teacher
+    depends on (:func:`distillation_params`), ``weights: imagenet`` as the file the workflow fetches once
+    (:func:`anomalyflow.config.resolve_weights`)."""
+    params = distillation_params(teacher_params(config, name))
+    params["weights"] = resolve_weights(params["weights"], params["backbone"])
+    return params
 
 
 def _options(name: str, size: str) -> str:

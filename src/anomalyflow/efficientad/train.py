@@ -25,9 +25,10 @@ memory); batches are drawn by index from a seeded stream of permutations (N's sh
 loader; P samples with replacement). The teacher, the student's three inputs (x, x_aug, penalty) and
 the AE each run as one batched forward. AMP (bf16/fp16 autocast) on CUDA only; the CPU runs fp32.
 
-Output folder (see :mod:`anomalyflow.efficientad.model`): ``student.pt``, ``autoencoder.pt``,
-``teacher.pt`` (a copy, so the folder is self-contained), ``teacher_stats.pt`` ({mean, std} [384]),
-and ``model.json`` (written last); a ``quantiles.json`` of earlier weights is removed. A checkpoint
+Output folder (the ``fit`` stage of :data:`anomalyflow.model_folder.EFFICIENTAD_FOLDER`): ``student.pt``,
+``autoencoder.pt``, ``teacher.pt`` (a copy, so the folder is self-contained), ``teacher_stats.pt`` ({mean,
+std} [384]) and ``model.json`` (written last). A ``quantiles.json`` of earlier weights is left alone: it is
+the quantile stage's file, and :func:`~anomalyflow.efficientad.model.read_quantiles` refuses it. A checkpoint
 ``<out_dir>.ckpt`` beside the folder makes the run resumable (:mod:`anomalyflow.efficientad.checkpoint`).
 """
 
@@ -35,13 +36,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from anomalyflow.atomic import save_torch, write_json
+from anomalyflow.atomic import save_torch
 from anomalyflow.data import transforms
 from anomalyflow.data.loader import load_images
 from anomalyflow.data.table import fit_rows, read_samples
@@ -61,13 +62,17 @@ from anomalyflow.efficientad.quantiles import row_quantile
 from anomalyflow.efficientad.sampling import IndexStream, StreamSampler, mixed_seed, step_generator
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
+from anomalyflow.model_folder import EFFICIENTAD_FOLDER
 from anomalyflow.nets.autoencoder import Autoencoder
 from anomalyflow.nets.pdn import PDN, build_pdn, normalize_size
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler, memory_format, place
+from anomalyflow.params import family_params
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, memory_format, place, scaled_step
 
 log = get_logger(__name__)
 
 TEACHER_NORMS = ("p", "n")
+#: A5.4: the probability that a penalty image is turned grayscale (both official codes).
+PENALTY_GRAYSCALE = 0.3
 #: Share of the free GPU memory the uint8 training set may take before it stays in (pinned) host memory.
 DEVICE_SHARE = 0.25
 _GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
@@ -196,37 +201,30 @@ def train_efficientad(
     samples_path: str | os.PathLike,
     teacher_path: str | os.PathLike,
     out_dir: str | os.PathLike,
+    params: Mapping | None = None,
     *,
-    size: str = "s",
-    iterations: int = 70000,
-    batch_size: int = 1,
-    lr: float = 1e-4,
-    weight_decay: float = 1e-5,
-    lr_drop: float = 0.95,
-    hard_quantile: float = 0.999,
     penalty_paths: Sequence[str | os.PathLike] | str | os.PathLike | None = None,
-    teacher_norm: str = "p",
-    image_size: int = 256,
-    seed: int = 0,
     device: str | torch.device = "auto",
-    amp: bool = True,
-    checkpoint_every: int = 1000,
     num_workers: int = 0,
-    penalty_grayscale: float = 0.3,
-    dropout: float = 0.2,
-    map_padding: int = 0,
+    checkpoint_every: int | None = None,
 ) -> None:
     """Train the student and autoencoder of one category and write the model folder ``out_dir`` (A5).
 
     ``samples_path``: the category's sample table (training normals are used); ``teacher_path``: a
     distilled teacher (ours, P's ``teacher.pt`` or N's ``teacher_small.pth``/``teacher_medium.pth``);
-    ``penalty_paths``: a folder or list of ImageNet images for the penalty, or None to train without.
-    ``dropout`` is the AE decoder's (P/paper 0.2, N 0); ``map_padding`` is stored for inference (A6:
-    0 = P, 4 = N). The validation quantiles are a separate step
+    ``params``: an ``efficientad`` method's config entry (:func:`anomalyflow.params.family_params`: checked,
+    unset keys from the schema). Training reads ``size``, ``iterations``, ``batch_size``, ``lr``,
+    ``weight_decay``, ``lr_drop``, ``hard_quantile``, ``teacher_norm``, ``image_size``, ``seed``, ``amp``,
+    ``dropout`` (the AE decoder's: P/paper 0.2, N 0) and ``map_padding`` (stored for inference, A6: 0 = P,
+    4 = N). ``penalty_paths``: a folder or list of ImageNet images for the penalty, or None to train without.
+    ``checkpoint_every`` (None: the entry's) changes no result. The validation quantiles are a separate step
     (:func:`~anomalyflow.efficientad.quantiles.validation_quantiles`).
     """
-    size = normalize_size(size)
-    teacher_norm = str(teacher_norm).lower()
+    p = family_params("efficientad", params)
+    size, iterations, batch_size, lr = normalize_size(p.size), p.iterations, p.batch_size, p.lr
+    hard_quantile, image_size, seed, amp = p.hard_quantile, p.image_size, p.seed, p.amp
+    checkpoint_every = p.checkpoint_every if checkpoint_every is None else checkpoint_every
+    teacher_norm = str(p.teacher_norm).lower()
     if teacher_norm not in TEACHER_NORMS:
         raise ConfigError(f"teacher_norm: {teacher_norm!r} is not a normalisation; use 'p' or 'n'")
     if iterations < 0 or batch_size < 1 or checkpoint_every < 1:
@@ -257,18 +255,18 @@ def train_efficientad(
                              "Train on real normal images")
 
     params = {"size": size, "iterations": iterations, "batch_size": batch_size, "lr": lr,
-              "weight_decay": weight_decay, "lr_drop": lr_drop, "hard_quantile": hard_quantile,
+              "weight_decay": p.weight_decay, "lr_drop": p.lr_drop, "hard_quantile": hard_quantile,
               "penalty": penalty is not None, "penalty_images": len(penalty) if penalty else 0,
-              "penalty_grayscale": penalty_grayscale, "teacher_norm": teacher_norm, "image_size": image_size,
-              "seed": seed, "amp": amp, "dropout": dropout, "train_images": len(train_paths)}
+              "penalty_grayscale": PENALTY_GRAYSCALE, "teacher_norm": teacher_norm, "image_size": image_size,
+              "seed": seed, "amp": amp, "dropout": p.dropout, "train_images": len(train_paths)}
     settings = {**params, "train_paths": paths_digest(train_paths), "teacher": file_digest(teacher_path),
                 "penalty_paths": paths_digest(penalty) if penalty else None}
 
     torch.manual_seed(seed)
     student = place(build_pdn(size, 768), device).train()
-    autoencoder = place(Autoencoder(384, image_size, dropout=dropout), device).train()
+    autoencoder = place(Autoencoder(384, image_size, dropout=p.dropout), device).train()
     optimizer = torch.optim.Adam(itertools.chain(student.parameters(), autoencoder.parameters()), lr=lr,
-                                 weight_decay=weight_decay)
+                                 weight_decay=p.weight_decay)
     dtype = amp_dtype(device) if amp else None
     scaler = grad_scaler(device, dtype)
     ckpt_file = checkpoint_path(out_dir)
@@ -286,14 +284,14 @@ def train_efficientad(
     stream = IndexStream(len(images), seed, start=start * batch_size)
     penalty_batches = None
     if penalty:
-        sampler = StreamSampler(len(penalty), mixed_seed(seed, 2), flag_p=penalty_grayscale,
+        sampler = StreamSampler(len(penalty), mixed_seed(seed, 2), flag_p=PENALTY_GRAYSCALE,
                                 start=start * batch_size)
         dataset = FlaggedImages(penalty, _penalty_transform(image_size),
                                 before=transforms.Resize((2 * image_size, 2 * image_size)))
         loader = flagged_loader(dataset, sampler, batch_size, num_workers=num_workers, device=device, seed=seed)
         penalty_batches = iter(loader)  # one persistent iterator (P rebuilds it every step)
 
-    drop_at = int(lr_drop * iterations)
+    drop_at = int(p.lr_drop * iterations)
     log.info("training EfficientAD-%s on %d images (%s penalty), %d iterations from %d, batch %d, on %s",
              size.upper(), len(images), f"{len(penalty)}-image" if penalty else "no", iterations, start, batch_size,
              device)
@@ -315,10 +313,7 @@ def train_efficientad(
 
             for group in optimizer.param_groups:
                 group["lr"] = lr * (0.1 if step >= drop_at else 1.0)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            scaled_step(loss, optimizer, scaler)
             end_step(step, iterations, loss, bar, checkpoint_every=checkpoint_every, path=ckpt_file,
                      settings=settings, device=device,
                      state=lambda: {"student": student.state_dict(), "autoencoder": autoencoder.state_dict(),
@@ -329,17 +324,12 @@ def train_efficientad(
     def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
-    stale = out_dir / "quantiles.json"
-    if stale.exists():  # they described the previous weights; the quantile step must run again
-        stale.unlink()
-        log.info("%s: removed quantiles of the previous weights", stale)
-    save_torch(out_dir / "student.pt", cpu_state(student))
-    save_torch(out_dir / "autoencoder.pt", cpu_state(autoencoder))
-    save_torch(out_dir / "teacher.pt", {k: v.detach().cpu() for k, v in teacher_state.items()})
-    save_torch(out_dir / "teacher_stats.pt", {"mean": mean.cpu(), "std": std.cpu()})
-    write_json(out_dir / "model.json", {"family": "efficientad", "size": size, "image_size": image_size,
-                                        "out_channels": 384, "params": params,
-                                        "inference": {"map_padding": map_padding, "batch_size": 16, "amp": True}})
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "student"), cpu_state(student))
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "autoencoder"), cpu_state(autoencoder))
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "teacher"), {k: v.detach().cpu() for k, v in teacher_state.items()})
+    save_torch(EFFICIENTAD_FOLDER.path(out_dir, "teacher_stats"), {"mean": mean.cpu(), "std": std.cpu()})
+    EFFICIENTAD_FOLDER.write(out_dir, {"size": size, "image_size": image_size, "out_channels": 384, "params": params,
+                                       "inference": {"map_padding": p.map_padding, "batch_size": 16, "amp": True}})
     ckpt_file.unlink(missing_ok=True)
     log.info("EfficientAD-%s written to %s", size.upper(), out_dir)
 

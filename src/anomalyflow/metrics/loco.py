@@ -39,16 +39,16 @@ import numpy as np
 import torch
 
 from anomalyflow.errors import DataError
-from anomalyflow.metrics.auroc import (
+from anomalyflow.metrics.arrays import (
     Array,
     ArrayLike,
     as_array,
     binary_masks,
     float_scores,
-    image_auroc,
     like,
     to_numpy,
 )
+from anomalyflow.metrics.auroc import image_auroc
 from anomalyflow.metrics.pro import area_to_limit, check_fpr_limit, image_stack_shape, overlap_curve
 
 __all__ = ["auc_spro", "loco_image_aurocs", "saturation_areas", "spro_curve"]
@@ -91,16 +91,22 @@ def saturation_areas(channel_masks: Sequence[ArrayLike], pixel_values: Sequence[
         if config is None:
             raise DataError(f"defect channel {index} has pixel value {int(value)}, which defects_config "
                             f"does not list (known: {sorted(by_value)})")
-        area = float(np.count_nonzero(mask))
-        if area == 0:
-            raise DataError(f"defect channel {index} (pixel value {int(value)}) has an empty mask; was it "
-                            "resized away? evaluate at a higher resolution")
+        area = float(_defect_area(mask, f"defect channel {index} (pixel value {int(value)}) has an empty mask; was it "
+                                        "resized away? evaluate at a higher resolution"))
         threshold = float(config["saturation_threshold"])
         # Relative thresholds follow the (possibly resized) defect area; absolute ones are in pixels of
         # the original resolution, so they scale with the resize.
         saturation = threshold * area if config["relative_saturation"] else threshold * area_scale
         areas[index] = min(saturation, area)
     return areas
+
+
+def _defect_area(mask: np.ndarray, empty: str) -> int:
+    """A defect channel's area in pixels; ``empty`` is the :class:`DataError` message for an empty mask."""
+    area = int(np.count_nonzero(mask))
+    if area == 0:
+        raise DataError(empty)
+    return area
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,10 +158,8 @@ def _spro_entries(maps: ArrayLike, defects: Sequence[Sequence[Defect]]
             if mask_np.shape != (height, width):
                 raise DataError(f"defect mask {channel} of image {image} has shape {mask_np.shape} but the "
                                 f"anomaly maps are {height}x{width}; they must match pixel for pixel")
-            area = int(np.count_nonzero(mask_np))
-            if area == 0:
-                raise DataError(f"defect mask {channel} of image {image} is empty; sPRO needs every defect "
-                                "channel to have pixels (was it resized away?)")
+            area = _defect_area(mask_np, f"defect mask {channel} of image {image} is empty; sPRO needs every "
+                                         "defect channel to have pixels (was it resized away?)")
             saturation = float(saturation)
             if not (math.isfinite(saturation) and saturation > 0):
                 raise DataError(f"defect {channel} of image {image} has saturation area {saturation}; it "

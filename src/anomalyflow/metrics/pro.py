@@ -40,7 +40,7 @@ import torch
 from scipy import ndimage
 
 from anomalyflow.errors import ConfigError, DataError
-from anomalyflow.metrics.auroc import (
+from anomalyflow.metrics.arrays import (
     Array,
     ArrayLike,
     as_array,

@@ -66,11 +66,9 @@ class Encoder(nn.Module):
         self.enconv6 = nn.Conv2d(64, 64, kernel_size=image_size // 32)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.enconv1(images))
-        x = F.relu(self.enconv2(x))
-        x = F.relu(self.enconv3(x))
-        x = F.relu(self.enconv4(x))
-        x = F.relu(self.enconv5(x))
+        x = images
+        for i in range(1, 6):
+            x = F.relu(getattr(self, f"enconv{i}")(x))
         return self.enconv6(x)
 
 

@@ -1,9 +1,9 @@
 """Pretrained CNN backbones from torchvision, truncated after the last layer a method needs.
 
 Weights are ``none`` (random init, for tests and the offline demo), ``imagenet`` (torchvision's
-IMAGENET1K_V1, downloaded once by the workflow's ``download_weights`` rule into
-``resources/weights/<backbone>.pth``) or a path to a state dict. Nothing downloads unless a caller
-asks for ``imagenet`` without a cached file.
+IMAGENET1K_V1; the workflow downloads them once with its ``weights_download`` rule into
+``resources/weights/<backbone>.pth`` and passes that file, :func:`anomalyflow.config.resolve_weights`) or a
+path to a state dict. Nothing downloads unless a caller asks for ``imagenet`` without a cached file.
 """
 
 from __future__ import annotations
@@ -23,6 +23,19 @@ BACKBONES = (
 )
 # DenseNet has dense blocks where ResNets have layers; PNI takes features.denseblock2/3 for DN201 (C2).
 _DENSENET_ALIASES = {f"layer{i}": f"denseblock{i}" for i in range(1, 5)}
+
+
+class Frozen(nn.Module):
+    """A feature extractor that never trains: :meth:`freeze` turns its parameters' gradients off, and it stays in
+    eval mode whatever :meth:`train` is asked (its batch-norm statistics must never update)."""
+
+    def freeze(self) -> Frozen:
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> Frozen:
+        return super().train(False)
 
 
 def build_backbone(name: str, weights: str | os.PathLike | None = "none", *, init_seed: int = 0) -> nn.Module:
@@ -48,18 +61,6 @@ def build_backbone(name: str, weights: str | os.PathLike | None = "none", *, ini
         model = builder(weights=None)
         model.load_state_dict(load_state_dict(spec, name))
     return model.eval()
-
-
-WEIGHTS_DIR = "resources/weights"
-
-
-def resolve_weights(weights: str | os.PathLike | None, backbone: str, weights_dir: str = WEIGHTS_DIR) -> str:
-    """What a job loads: the workflow's cached file for ``imagenet``, ``none``, or the given path."""
-    if weights in (None, "none"):
-        return "none"
-    if weights == "imagenet":
-        return f"{weights_dir}/{backbone}.pth"
-    return str(weights)
 
 
 def load_state_dict(path: str | os.PathLike, name: str) -> dict:

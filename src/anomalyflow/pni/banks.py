@@ -8,7 +8,7 @@
 
 Distances during selection are computed on randomly projected features. PNI uses sklearn's sparse
 projection with ``eps=0.9`` and ``n_components='auto'`` (≈ 330 dims for 655k points); here the projection is
-the dense Gaussian one of :mod:`anomalyflow.pni.coreset`, and ``projection="auto"`` picks the same
+the dense Gaussian one of :mod:`anomalyflow.patches.coreset`, and ``projection="auto"`` picks the same
 Johnson–Lindenstrauss dimension. The selected entries keep their full, unprojected features.
 
 Too few training features for the requested sizes is a :class:`ConfigError` naming the key, not a silent
@@ -24,7 +24,7 @@ import torch
 
 from anomalyflow.errors import ConfigError
 from anomalyflow.logs import get_logger
-from anomalyflow.pni.coreset import greedy_coreset
+from anomalyflow.patches.coreset import greedy_coreset
 from anomalyflow.pni.geometry import interior_mask
 
 log = get_logger(__name__)

@@ -15,7 +15,8 @@ r); for ``nb_coor`` and ``nb`` the edge values are then dropped by the map geome
 ``patch_size // 2`` edge is cut and replicate-padded back, resized to the crop and blurred (σ 8); the image
 score is the maximum of the interior patch map. ``coor`` keeps the full grid and its maximum.
 
-Model folder:
+Model folder (:data:`anomalyflow.model_folder.PNI_FOLDER`; stage ``fit_memory`` writes the banks,
+``position.npz`` and ``memory.json``, stage ``fit_mlp`` the rest):
 
 - ``coreset_emb.faiss``, ``coreset_dist.faiss``, ``coreset_emb_edge.faiss``: the banks (faiss ``IndexFlatL2``);
 - ``position.npz``: vote counts ``no_edge`` ``[h·w, |C_emb|]`` and ``with_edge`` ``[h·w, |C_emb_edge|]``
@@ -29,7 +30,7 @@ Model folder:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,16 @@ import torch
 
 from anomalyflow.atomic import save_torch, write_json
 from anomalyflow.batching import map_batches
-from anomalyflow.config import load_json
+from anomalyflow.device import resolve_device
 from anomalyflow.errors import ConfigError, DataError, NumericalError
 from anomalyflow.logs import get_logger
-from anomalyflow.params import with_defaults
+from anomalyflow.model_folder import PNI_FOLDER
+from anomalyflow.params import Params, family_params
+from anomalyflow.patches.features import PatchFeatures
+from anomalyflow.patches.memory import MemoryBank
+from anomalyflow.patches.nearest import block_rows, distances, nearest
 from anomalyflow.pni import gates
 from anomalyflow.pni.banks import Banks, select_banks
-from anomalyflow.pni.features import PatchFeatures
 from anomalyflow.pni.geometry import (
     Frame,
     border,
@@ -53,69 +57,24 @@ from anomalyflow.pni.geometry import (
     patch_map_to_pixels,
     pni_transform,
 )
-from anomalyflow.pni.memory import MemoryBank
-from anomalyflow.pni.nearest import block_rows, distances, nearest
 from anomalyflow.pni.neighbourhood import NeighbourhoodMLP, neighbour_probabilities, train_mlp
 from anomalyflow.pni.position import load_counts, position_counts, position_gate, save_counts
+from anomalyflow.readers import load_json
 from anomalyflow.state_files import load_into, load_state
 
 log = get_logger(__name__)
 
-DEFAULTS = {
-    # C1, C2: input geometry and features
-    "backbone": "wide_resnet101_2",
-    "weights": "none",
-    "layers": ["layer2", "layer3"],
-    "resize": 512,
-    "crop": 480,
-    "patch_size": 5,
-    "embed_dim": 1024,
-    # C3: coresets
-    "coreset_fraction": 0.01,
-    "dist_coreset_size": 2048,
-    "coreset_projection": "auto",
-    "coreset_storage": "auto",
-    # C5: position histograms
-    "position_radius": 4,
-    "seed": 0,
-    # C4: neighbourhood MLP
-    "dist_padding": 4,
-    "mlp_hidden": 2048,
-    "mlp_layers": 10,
-    "mlp_dropout": 0.5,
-    "mlp_epochs": 15,
-    "mlp_batch_size": 2048,
-    "mlp_lr": 1e-3,
-    "mlp_lr_step": 5,
-    "mlp_lr_gamma": 0.1,
-    "mlp_val_fraction": 0.1,
-    # C6: scoring
-    "temperature": 2.0,
-    "prob_gamma": 0.99,
-    "nb_gamma": 0.5,
-    "pos_gamma": 0.5,
-    "blur_sigma": 8.0,
-    "score": "nb_coor",
-    "official_compat": False,
-    # running
-    "batch_size": 8,
-    "amp": True,
-    "feature_cache_dtype": "float16",
-}
 #: Parameters that define the memory stage's files; the MLP stage must see the same values.
 MEMORY_KEYS = ("backbone", "weights", "layers", "resize", "crop", "patch_size", "embed_dim", "coreset_fraction",
                "dist_coreset_size", "coreset_projection", "coreset_storage", "position_radius", "seed")
-SCORES = ("nb_coor", "nb", "coor")
-BANK_FILES = {"emb": "coreset_emb.faiss", "dist": "coreset_dist.faiss", "emb_edge": "coreset_emb_edge.faiss"}
+#: The three banks (C3): attributes of :class:`~anomalyflow.pni.banks.Banks` and roles in the model folder.
+BANKS = ("emb", "dist", "emb_edge")
 
 
-def resolve_params(params: dict | None) -> dict:
-    """DEFAULTS updated by the non-null keys of ``params`` (a method's config entry); an unknown key raises
-    :class:`ConfigError` (:func:`anomalyflow.params.with_defaults`)."""
-    merged = with_defaults(params, DEFAULTS, what="pni")
-    if merged["score"] not in SCORES:
-        raise ConfigError(f"pni: score must be one of {', '.join(SCORES)}, not {merged['score']!r}")
-    return merged
+def resolve_params(params: Mapping | None) -> Params:
+    """A ``pni`` method's parameters (:func:`anomalyflow.params.family_params`: checked, unset keys from the
+    schema); raises :class:`ConfigError` for an unknown key or a value out of range."""
+    return family_params("pni", params)
 
 
 class PNI:
@@ -123,9 +82,9 @@ class PNI:
 
     family = "pni"
 
-    def __init__(self, params: dict | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, params: Mapping | None = None, device: str | torch.device = "cpu"):
         self.params = resolve_params(params)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # "auto" too: a scoring script passes the config's device
         p = self.params
         self._features: PatchFeatures | None = None
         self.edge = border(p["patch_size"])
@@ -210,22 +169,21 @@ class PNI:
     # --- files -----------------------------------------------------------------------------------
 
     def _meta(self) -> dict:
-        sizes = {name: len(getattr(self.banks, name)) for name in BANK_FILES}
+        sizes = {name: len(getattr(self.banks, name)) for name in BANKS}
         return {"params": self.params, "grid": list(self.grid), "sizes": sizes}
 
     def save_memory(self, model_dir: str | os.PathLike) -> None:
-        folder = Path(model_dir)
-        for name, file in BANK_FILES.items():
-            MemoryBank(getattr(self.banks, name)).save(folder / file)
-        save_counts(folder / "position.npz", grid=self.grid, radius=self.params["position_radius"], **self.counts)
-        write_json(folder / "memory.json", self._meta())
+        for name in BANKS:
+            MemoryBank(getattr(self.banks, name)).save(PNI_FOLDER.path(model_dir, name))
+        save_counts(PNI_FOLDER.path(model_dir, "position"), grid=self.grid, radius=self.params["position_radius"],
+                    **self.counts)
+        write_json(PNI_FOLDER.path(model_dir, "memory"), self._meta())
 
     def save_mlp(self, model_dir: str | os.PathLike, history: list[dict] | None = None) -> None:
-        folder = Path(model_dir)
-        save_torch(folder / "neighbourhood.pt", {k: v.detach().cpu() for k, v in self.mlp.state_dict().items()})
-        write_json(folder / "neighbourhood.json", {"input_dim": self.mlp.input_dim, "hidden": self.mlp.hidden,
-                                                    "num_layers": self.mlp.num_layers,
-                                                    "n_classes": self.mlp.n_classes, "history": history or []})
+        save_torch(PNI_FOLDER.path(model_dir, "mlp"), {k: v.detach().cpu() for k, v in self.mlp.state_dict().items()})
+        write_json(PNI_FOLDER.path(model_dir, "mlp_spec"), {
+            "input_dim": self.mlp.input_dim, "hidden": self.mlp.hidden, "num_layers": self.mlp.num_layers,
+            "n_classes": self.mlp.n_classes, "history": history or []})
 
     def save(self, model_dir: str | os.PathLike, history: list[dict] | None = None) -> None:
         """Every file of the model folder; ``model.json`` last, so its presence means a complete model."""
@@ -234,14 +192,14 @@ class PNI:
         self.save_model_json(model_dir)
 
     def save_model_json(self, model_dir: str | os.PathLike) -> None:
-        write_json(Path(model_dir) / "model.json", {"family": self.family, **self._meta()})
+        PNI_FOLDER.write(model_dir, self._meta())
 
     @classmethod
     def load_memory(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu",
                     params: dict | None = None) -> PNI:
         """The memory stage's model; ``params`` may change the non-memory keys (MLP, scoring)."""
         folder = Path(model_dir)
-        meta = load_json(folder / "memory.json")
+        meta = load_json(PNI_FOLDER.path(folder, "memory"))
         stored = resolve_params(meta["params"])
         if params is not None:
             given = resolve_params(params)
@@ -256,28 +214,27 @@ class PNI:
 
     def _read_memory(self, folder: Path, meta: dict) -> None:
         self.grid = tuple(meta["grid"])
-        banks = {name: torch.from_numpy(MemoryBank.load(folder / file).vectors()).to(self.device)
-                 for name, file in BANK_FILES.items()}
+        banks = {name: torch.from_numpy(MemoryBank.load(PNI_FOLDER.path(folder, name)).vectors()).to(self.device)
+                 for name in BANKS}
         self.banks = Banks(**banks)
-        self.counts = {k: v.to(self.device) for k, v in load_counts(folder / "position.npz",
-                                                                     ("no_edge", "with_edge")).items()}
+        position = PNI_FOLDER.path(folder, "position")
+        self.counts = {k: v.to(self.device) for k, v in load_counts(position, ("no_edge", "with_edge")).items()}
         for name, bank in (("no_edge", self.banks.emb), ("with_edge", self.banks.emb_edge)):
             if self.counts[name].shape != (self.grid[0] * self.grid[1], len(bank)):
-                raise DataError(f"{folder / 'position.npz'}: {name} counts do not match the grid and bank sizes")
+                raise DataError(f"{position}: {name} counts do not match the grid and bank sizes")
         self._derived = None
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> PNI:
         folder = Path(model_dir)
-        meta = load_json(folder / "model.json")
-        if meta.get("family") != cls.family:
-            raise ConfigError(f"{folder / 'model.json'}: family {meta.get('family')!r} is not {cls.family!r}")
+        meta = PNI_FOLDER.read(folder)
         model = cls(meta["params"], device)
         model._read_memory(folder, meta)
-        spec = load_json(folder / "neighbourhood.json")
+        spec = load_json(PNI_FOLDER.path(folder, "mlp_spec"))
         model.mlp = NeighbourhoodMLP(spec["input_dim"], spec["hidden"], spec["num_layers"], spec["n_classes"],
                                      model.params["mlp_dropout"])
-        load_into(model.mlp, load_state(folder / "neighbourhood.pt"), folder / "neighbourhood.pt")
+        state = PNI_FOLDER.path(folder, "mlp")
+        load_into(model.mlp, load_state(state), state)
         model.mlp.to(model.device).eval()
         return model
 
@@ -370,4 +327,4 @@ def feature_cache_dtype(name: str) -> np.dtype:
     return np.dtype(name)
 
 
-__all__ = ["BANK_FILES", "DEFAULTS", "MEMORY_KEYS", "PNI", "SCORES", "feature_cache_dtype", "resolve_params"]
+__all__ = ["BANKS", "MEMORY_KEYS", "PNI", "feature_cache_dtype", "resolve_params"]

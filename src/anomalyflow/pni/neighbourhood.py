@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from anomalyflow.errors import ConfigError, NumericalError
 from anomalyflow.logs import get_logger
-from anomalyflow.pni.nearest import nearest
-from anomalyflow.precision import amp_dtype, autocast, grad_scaler
+from anomalyflow.patches.nearest import nearest
+from anomalyflow.precision import amp_dtype, autocast, grad_scaler, scaled_step
 
 log = get_logger(__name__)
 
@@ -158,10 +158,7 @@ def train_mlp(maps: torch.Tensor, dist_bank: torch.Tensor, *, edge: int, radius:
             inputs = gather.vectors(*interior_positions(batch, gather.h, gather.w, edge))
             with autocast(device, dtype):
                 loss = F.cross_entropy(net(inputs).float(), targets[batch])
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
+            scaled_step(loss, optimiser, scaler)
             total += loss.detach() * len(batch)
             count += len(batch)
         schedule.step()

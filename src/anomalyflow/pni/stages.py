@@ -6,7 +6,7 @@
 2. :func:`fit_pni_mlp` — the neighbourhood MLP (C4) from that cache, or from features recomputed when
    there is none → ``neighbourhood.pt``, ``neighbourhood.json`` and ``model.json`` (the model is complete).
 3. Scoring is the generic :func:`anomalyflow.scoring.score_category` (family ``pni``).
-4. :func:`anomalyflow.pni.refine.train_refiner` — the refinement network (C9, family ``pni_refined``).
+4. :func:`anomalyflow.pni.refine.fit_pni_refined` — the refinement network (C9, family ``pni_refined``).
 
 Training rows come through :func:`~anomalyflow.data.table.fit_rows` (train split, good images only).
 The float16 cache rounds the features that stage 2 sees (the coresets are selected on float32

@@ -1,5 +1,0 @@
-from anomalyflow.jobs import job
-from anomalyflow.nets.backbones import save_imagenet_weights
-
-with job(snakemake.log[0], name="download_weights"):
-    save_imagenet_weights(snakemake.wildcards.backbone, snakemake.output[0])
