@@ -123,3 +123,11 @@ def test_no_tracked_file_holds_a_merge_conflict():
         text = path.read_text(errors="replace")
         found += [f"{name}:{i}" for i, line in enumerate(text.splitlines(), 1) if line.startswith(markers)]
     assert not found, "merge conflict markers in " + ", ".join(found)
+
+
+def test_code_cites_the_projects_own_method_notes():
+    # The method notes a clone has are docs/methods.md; a private reference file is not in the repository.
+    cited = [f"{path.relative_to(REPO)}:{i}" for folder in ("src", "workflow", "bench")
+             for path in sorted((REPO / folder).rglob("*.py"))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if "algorithms.md" in line]
+    assert not cited, "cite docs/methods.md instead of algorithms.md: " + ", ".join(cited)

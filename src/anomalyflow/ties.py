@@ -4,9 +4,9 @@ Why. The MVTec LOCO AD evaluation script (v2.0, ``MetricsAggregator`` in its ``s
 starts its threshold search from 48 scores taken at equidistant positions of the sorted scores of all
 maps of a category, plus the maximum + 1e-6 and the minimum − 1e-6, and asserts that these 50
 thresholds are distinct. When one value covers more than about 1/49 of all pixels (the zero border of
-the EfficientAD reference code's 4-pixel map padding, algorithms.md A6; a constant background) two
+the EfficientAD reference code's 4-pixel map padding, docs/methods.md A6; a constant background) two
 thresholds coincide and the script stops with an ``AssertionError`` (nelson1425/EfficientAD#10,
-algorithms.md E9).
+docs/methods.md E9).
 
 Which ties. Only *long runs*: a value that covers at least :data:`LONG_RUN` (1/1000) of one map's pixels.
 Shorter runs (bilinear upsampling leaves many runs of 2-100 equal values) cannot stop the script, since a
