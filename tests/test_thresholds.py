@@ -196,3 +196,32 @@ def test_the_report_table_lists_every_method_and_rate(tmp_path):
     page = operating_points_table_html({"patchcore": folder / "operating_points.csv"}, title="tray")
     assert page.count("<tr>") == 1 + 3 and "fpr:0.01" in page and "tray: operating points" in page
     assert "1/1 (100 %)" in page  # the anomalous test image (0.4) is above every threshold (at most 1/3)
+
+
+@pytest.mark.slow
+def test_the_demo_run_has_operating_points_for_every_method(demo_run):
+    """results/demo/<category>/<method>/operating_points.csv for every category and method of the demo config,
+    at the configured rates, each threshold the smallest one of its rate on the method's validation normals and
+    its counts those of the test scores at or above it."""
+    from anomalyflow.config import false_alarm_rates
+    from anomalyflow.readers import load_yaml
+    from anomalyflow.validation import validate_config
+
+    config = validate_config(load_yaml(demo_run / "config" / "config.yaml"))
+    spec = config["datasets"]["demo"]
+    rates = false_alarm_rates(config, "demo")
+    for category in spec["categories"]:
+        for method in spec["methods"]:
+            folder = demo_run / "results" / "demo" / category / method
+            table = pd.read_csv(folder / "operating_points.csv")
+            scores = pd.read_csv(folder / "scores.csv")
+            normals = scores.loc[(scores["split"] == "validation") & (scores["label"] == 0), "score"].to_numpy()
+            test = scores.loc[scores["split"] == "test"]
+            assert table["false_alarm_rate"].tolist() == rates, folder
+            assert table["threshold"].tolist() == false_alarm_thresholds(normals, rates).tolist(), folder
+            assert (table["validation_false_alarm_rate"] <= table["false_alarm_rate"]).all(), folder
+            for row in table.itertuples():
+                flagged = test["score"].to_numpy() >= row.threshold
+                assert (row.tp, row.fp) == (int(flagged[test["label"] == 1].sum()),
+                                            int(flagged[test["label"] == 0].sum())), (folder, row)
+                assert row.tp + row.fn == int((test["label"] == 1).sum()), (folder, row)
