@@ -125,7 +125,8 @@ def write_operating_points(scores_path: str | os.PathLike, out_path: str | os.Pa
 
     table = operating_points(read_scores(scores_path), rates)
     n = int(table["validation_normals"].iloc[0])
-    coarse = table.loc[table["false_alarm_rate"] < 1 / n, "false_alarm_rate"]
+    rates = table["false_alarm_rate"]
+    coarse = rates[(rates > 0) & (rates < 1 / n)]
     if len(coarse):
         # Not an error: the threshold is still exact (above every normal), but it is the rate-0 one.
         log.warning("%d validation normals: rates below 1/%d (%s) allow no false alarm, so they share the threshold "
