@@ -151,7 +151,10 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
     if cut is not None:
         table["threshold"] = cut
         table["anomalous"] = is_anomalous(table["score"], cut)
-    write_csv(out / "predictions.csv", table, float_format="%.9g")
+    # The threshold in full: an operating point's sits one float above a normal score, which 9 digits would round
+    # onto, and the file should name the threshold the verdicts used.
+    written = table.assign(threshold=format(cut, ".17g")) if cut is not None else table
+    write_csv(out / "predictions.csv", written, float_format="%.9g")
     flagged = f", {int(table['anomalous'].sum())} at or above the threshold {cut:.6g}" if cut is not None else ""
     log.info("%d images scored%s; results in %s", len(paths), flagged, out)
     return table
