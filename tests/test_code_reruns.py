@@ -23,7 +23,7 @@ def test_editing_puad_reruns_only_puad_jobs(run):
     jobs, outputs = dry_run(run)
     # (+ the report's figures, which show PUAD's scores)
     assert sorted(set(jobs)) == ["all", "puad_fit", "puad_score", "report_category", "report_summary",
-                                 "results_metrics", "results_table"]
+                                 "results_metrics", "results_operating_points", "results_table"]
     assert jobs.count("puad_fit") == 2 and jobs.count("results_metrics") == 2  # both categories, PUAD only
     assert all("/puad_s/" in o or "/figures/" in o or o.endswith("all.csv") for o in outputs)
 

@@ -13,7 +13,7 @@ import inspect
 
 import pytest
 
-from anomalyflow.config import evaluation_params
+from anomalyflow.config import OPERATING_POINT_KEYS, evaluation_params, false_alarm_rates
 from anomalyflow.errors import ConfigError
 from anomalyflow.validation import validate_config
 
@@ -41,6 +41,13 @@ OPEN_ON_PURPOSE = {
     ({"size": 4}, "config key 'datasets.demo.evaluation.size': 4 is less than the minimum of 8"),
     ({"spro_limits": [0.0]}, "config key 'datasets.demo.evaluation.spro_limits.0': 0.0 is less than or equal to "
                              "the minimum of 0"),
+    ({"false_alarm_rates": [0.01, 1.0]}, "config key 'datasets.demo.evaluation.false_alarm_rates.1': 1.0 is greater "
+                                         "than or equal to the maximum of 1"),
+    ({"false_alarm_rates": [-0.01]}, "config key 'datasets.demo.evaluation.false_alarm_rates.0': -0.01 is less than "
+                                     "the minimum of 0"),
+    ({"false_alarm_rates": []}, "config key 'datasets.demo.evaluation.false_alarm_rates': [] should be non-empty"),
+    ({"false_alarm_rates": [0.01, 0.01]}, "config key 'datasets.demo.evaluation.false_alarm_rates': [0.01, 0.01] has "
+                                          "non-unique elements"),
 ])
 def test_a_dataset_evaluation_block_is_validated(config, schema, block, message):
     config["datasets"]["demo"]["evaluation"] = block
@@ -55,6 +62,11 @@ def test_a_dataset_evaluation_block_overrides_only_the_keys_it_sets(config, sche
     validate_config(config, schema)
     # not the schema defaults (0.3, five limits) that the validator would fill into the dataset block alone
     assert evaluation_params(config, "demo") == {"size": 64, "fpr_limit": 0.1, "spro_limits": [0.05, 1.0]}
+    # the operating points' rates are not the metrics' settings: changing them reruns no metrics job
+    assert false_alarm_rates(config, "demo") == [0, 0.001, 0.01, 0.05]
+    config["datasets"]["demo"]["evaluation"] = {"false_alarm_rates": [0.02]}
+    validate_config(config, schema)
+    assert false_alarm_rates(config, "demo") == [0.02] and "false_alarm_rates" not in evaluation_params(config, "demo")
     assert validate_config(copy.deepcopy(config), schema) == config  # idempotent: cluster jobs validate again
 
 
@@ -145,7 +157,8 @@ def test_generator_blocks_take_exactly_the_generators_arguments(schema):
 def test_evaluation_block_is_evaluate_categorys_keywords(schema, tmp_path):
     from anomalyflow.evaluate import MIN_SIZE, evaluate_category
 
-    block = schema["$defs"]["evaluation"]["properties"]
+    block = {key: spec for key, spec in schema["$defs"]["evaluation"]["properties"].items()
+             if key not in OPERATING_POINT_KEYS}  # those place the operating points (anomalyflow.thresholds)
     parameters = inspect.signature(evaluate_category).parameters
     assert {key: spec["default"] for key, spec in block.items()} == {
         key: list(parameters[key].default) if key == "spro_limits" else parameters[key].default for key in block}

@@ -15,7 +15,7 @@ from anomalyflow.families import score_folder
 from anomalyflow.metrics import image_auroc
 from anomalyflow.outputs import read_maps, read_scores
 from anomalyflow.patchcore import fit_patchcore
-from anomalyflow.predict import _method_outputs, predict_images
+from anomalyflow.predict import _method_outputs, predict_images, resolve_threshold
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,12 @@ def test_predict_scores_every_demo_model_folder_as_the_workflow_did(demo_run, tm
         threshold = float(np.quantile(validation, 0.99))
         assert table["threshold"].iloc[0] == pytest.approx(threshold, rel=1e-12), folder
         verdicts = table.set_index("path")["anomalous"].loc[test.index]
-        assert (verdicts == (test["score"] > threshold)).all(), folder
+        assert (verdicts == (test["score"] >= threshold)).all(), folder  # anomalous iff score >= threshold
+        # The operating point of fpr 0.01 (operating_points.csv): predict's scores give its test counts.
+        point = pd.read_csv(folder / "operating_points.csv").set_index("false_alarm_rate").loc[0.01]
+        flagged = predicted >= resolve_threshold(folder, "fpr:0.01", 0.99)
+        assert (int(flagged[test["label"] == 1].sum()), int(flagged[test["label"] == 0].sum())) == (
+            point["tp"], point["fp"]), folder
         metrics = pd.read_csv(folder / "metrics.csv").iloc[0]
         assert image_auroc(test["label"], predicted) == pytest.approx(metrics["image_auroc"], abs=1e-6), folder
 

@@ -19,7 +19,7 @@ from workflow_helpers import clone_run, snakemake
 pytestmark = pytest.mark.slow
 
 CATEGORIES = ["board", "tray"]
-FIGURES = ["metrics.html", "roc.svg", "maps.png"]
+FIGURES = ["metrics.html", "operating_points.html", "roc.svg", "maps.png"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
                   "--enable-logging=stderr", "--v=0", "--window-size=1280,900",

@@ -20,7 +20,8 @@ from workflow_helpers import REPO, clone_run, copy_workflow
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?$")
 # Rules without a GPU: they must not ask for one (a GPU partition is the scarce resource).
-CPU_RULES = {"data_samples", "results_metrics", "ensemble_score", "report_category", "report_summary"}
+CPU_RULES = {"data_samples", "results_metrics", "results_operating_points", "ensemble_score", "report_category",
+             "report_summary"}
 
 
 def dry_run_jobs(workdir: Path, *args: str) -> list[tuple[str, bool, dict[str, str]]]:

@@ -44,7 +44,7 @@ def test_editing_one_category_reruns_only_that_category(demo):
     assert "results/demo/all.csv" in outputs
     # The demo's pni_ensemble has PatchCore as a member: it is rebuilt too.
     assert sorted(set(jobs)) == ["all", "ensemble_score", "patchcore_fit", "patchcore_score", "report_category",
-                                 "report_summary", "results_metrics", "results_table"]
+                                 "report_summary", "results_metrics", "results_operating_points", "results_table"]
 
 
 def test_lint_is_clean(demo):

@@ -125,8 +125,25 @@ def teacher_params(config: dict, name: str) -> dict:
     return params
 
 
-def evaluation_params(config: dict, dataset: str) -> dict:
+#: Keys of the ``evaluation`` block that place the operating points (:mod:`anomalyflow.thresholds`), not the metrics:
+#: kept out of :func:`evaluation_params`, so that changing them reruns no metrics job.
+OPERATING_POINT_KEYS = ("false_alarm_rates",)
+
+
+def _evaluation_block(config: dict, dataset: str) -> dict:
     return deep_merge(config.get("evaluation", {}), dataset_config(config, dataset).get("evaluation"))
+
+
+def evaluation_params(config: dict, dataset: str) -> dict:
+    """The metrics' settings of ``dataset`` (``evaluate_category``'s keywords): its ``evaluation`` block over the
+    top-level one, without :data:`OPERATING_POINT_KEYS`."""
+    block = _evaluation_block(config, dataset)
+    return {key: value for key, value in block.items() if key not in OPERATING_POINT_KEYS}
+
+
+def false_alarm_rates(config: dict, dataset: str) -> list[float]:
+    """The validation false-alarm rates of ``dataset``'s operating points (a validated config has them)."""
+    return list(_evaluation_block(config, dataset)["false_alarm_rates"])
 
 
 def methods_of_family(config: dict, family: str) -> list[str]:
@@ -139,6 +156,6 @@ def resolve_root(root: str | os.PathLike, base: str | os.PathLike | None = None)
     return path if path.is_absolute() or base is None else Path(base) / path
 
 
-__all__ = ["FIXED_BACKBONES", "RUN_ONLY_KEYS", "WEIGHTS_DIR", "dataset_config", "deep_merge", "evaluation_params",
-           "job_params", "job_threads", "method_params", "methods_of_family", "resolve_root", "resolve_weights",
-           "result_params", "teacher_params", "unknown_message"]
+__all__ = ["FIXED_BACKBONES", "OPERATING_POINT_KEYS", "RUN_ONLY_KEYS", "WEIGHTS_DIR", "dataset_config", "deep_merge",
+           "evaluation_params", "false_alarm_rates", "job_params", "job_threads", "method_params", "methods_of_family",
+           "resolve_root", "resolve_weights", "result_params", "teacher_params", "unknown_message"]

@@ -4,7 +4,8 @@ For each image it writes a float anomaly map (TIFF or NPY, at the model's input 
 overlay PNG (the map as a heatmap over the part of the image it covers — all of it, or PNI's centre
 crop, see :mod:`anomalyflow.frames` — and the image as it is elsewhere), plus ``predictions.csv``
 with the image score, the pixel box the map covers (``map_top, map_left, map_bottom, map_right``:
-rows ``map_top`` to ``map_bottom − 1``, columns likewise) and, given a threshold, the decision.
+rows ``map_top`` to ``map_bottom − 1``, columns likewise) and, given a threshold, the decision: anomalous
+iff ``score >= threshold``, the convention of :mod:`anomalyflow.thresholds` and of the ROC curve.
 Images are scored exactly as the workflow scores a category (:func:`anomalyflow.scoring.score_paths`,
 each ensemble member through its own preprocessing), so a model folder's ``scores.csv`` and
 ``predict`` give the same score for the same image (``tests/test_predict.py`` checks every model
@@ -55,10 +56,19 @@ def _method_outputs(model_dir: Path) -> tuple[Path, Path]:
 
 
 def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -> float | None:
-    from anomalyflow.thresholds import f1_threshold, quantile_threshold
+    """The threshold ``--threshold`` names (None for ``none``): ``quantile``, ``f1``, ``fpr:<rate>`` (the operating
+    point of that validation false-alarm rate in the folder's ``operating_points.csv``) or a number. Raises
+    :class:`DataError` for any other text and for an operating point the folder does not have."""
+    from anomalyflow.thresholds import f1_threshold, quantile_threshold, read_operating_point
 
     if threshold in (None, "none"):
         return None
+    if threshold.startswith("fpr:"):
+        try:
+            rate = float(threshold[4:])
+        except ValueError:
+            raise DataError(f"--threshold: {threshold!r} is not fpr:<rate>, e.g. fpr:0.01") from None
+        return read_operating_point(model_dir, rate)
     if threshold in ("quantile", "f1"):
         scores_path, _ = _method_outputs(model_dir)
         scores = read_scores(scores_path)
@@ -66,7 +76,7 @@ def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -
     try:
         return float(threshold)
     except ValueError:
-        raise DataError(f"--threshold: {threshold!r} is not none, quantile, f1 or a number") from None
+        raise DataError(f"--threshold: {threshold!r} is not none, quantile, f1, fpr:<rate> or a number") from None
 
 
 def colour_range(model_dir: Path, threshold_map: float | None = None) -> tuple[float, float]:
@@ -111,6 +121,7 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
 
     from anomalyflow.families import load_model
     from anomalyflow.scoring import score_paths
+    from anomalyflow.thresholds import is_anomalous
 
     if map_format not in ("tiff", "npy"):
         raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
@@ -119,8 +130,8 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
         raise DataError(f"{folder}: not a trained model folder (no model.json); point --model at "
                         "results/<dataset>/<category>/<method>")
     paths = list_input_images(images)
+    cut = resolve_threshold(folder, threshold, quantile)  # before loading: a bad threshold costs no model load
     model = load_model(folder, device)
-    cut = resolve_threshold(folder, threshold, quantile)
     scores, maps, _ = score_paths(model, paths, batch_size=batch_size or model.params.get("batch_size", 16),
                                   num_workers=num_workers, desc="predict")
     frames = map_frames(model, paths)
@@ -139,9 +150,12 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
     table[["map_top", "map_left", "map_bottom", "map_right"]] = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
     if cut is not None:
         table["threshold"] = cut
-        table["anomalous"] = table["score"] > cut
-    write_csv(out / "predictions.csv", table, float_format="%.9g")
-    flagged = f", {int(table['anomalous'].sum())} above the threshold {cut:.6g}" if cut is not None else ""
+        table["anomalous"] = is_anomalous(table["score"], cut)
+    # The threshold in full: an operating point's sits one float above a normal score, which 9 digits would round
+    # onto, and the file should name the threshold the verdicts used.
+    written = table.assign(threshold=format(cut, ".17g")) if cut is not None else table
+    write_csv(out / "predictions.csv", written, float_format="%.9g")
+    flagged = f", {int(table['anomalous'].sum())} at or above the threshold {cut:.6g}" if cut is not None else ""
     log.info("%d images scored%s; results in %s", len(paths), flagged, out)
     return table
 
@@ -168,8 +182,10 @@ def add_predict_command(sub) -> None:
     parser.add_argument("--images", required=True, help="an image file or a folder of images (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--threshold", default="quantile",
-                        help="none | quantile (of validation normals' scores, default) | f1 (fitted on the labelled "
-                             "test set, optimistic) | a number")
+                        help="none | quantile (of validation normals' scores, default) | fpr:<rate> (the operating "
+                             "point of that false-alarm rate on the validation normals, e.g. fpr:0.01) | f1 (fitted "
+                             "on the labelled test set, optimistic) | a number; an image is anomalous iff its "
+                             "score >= the threshold")
     parser.add_argument("--quantile", type=float, default=0.99, help="for --threshold quantile (default 0.99)")
     parser.add_argument("--map-format", choices=("tiff", "npy"), default="tiff")
     parser.add_argument("--batch-size", type=int)

@@ -14,7 +14,8 @@ What a figure shows, and why:
   defect appears), their ground truth, and each method's map over the image. A method's maps share one
   colour scale across the grid (its test maps' 1st-99.9th percentile), so a bright region means the same
   in every row. Methods that share one map (PUAD uses its EfficientAD's) share one column.
-- The metric table and bar chart show the numbers of ``metrics.csv``, nothing recomputed.
+- The metric table and bar chart show the numbers of ``metrics.csv``, nothing recomputed; the operating
+  points table those of each method's ``operating_points.csv``.
 """
 
 from __future__ import annotations
@@ -68,10 +69,21 @@ def save_figure(figure, path: PathLike) -> None:
 # --- tables ------------------------------------------------------------------------------------
 
 
+def _html_table(header: Sequence[str], rows: Sequence[str], caption: str) -> str:
+    """A self-contained HTML page holding one table: ``header`` texts, ``rows`` as ``<tr>`` markup."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    style = ("body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
+             "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}")
+    caption = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><style>{style}</style></head><body>"
+            f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "</body></html>\n")
+
+
 def metrics_table_html(metrics: pd.DataFrame, *, title: str = "") -> str:
     """A self-contained HTML table of one category's metrics: a row per method, the best value in bold."""
     columns = [c for c in TABLE_COLUMNS if c in metrics.columns and metrics[c].notna().any()]
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", *columns])
     best = {c: metrics[c].max() for c in columns}
     rows = []
     for _, row in metrics.iterrows():
@@ -81,13 +93,29 @@ def metrics_table_html(metrics: pd.DataFrame, *, title: str = "") -> str:
             text = "" if pd.isna(value) else f"{100 * value:.2f}"
             cells.append(f"<td><b>{text}</b></td>" if value == best[c] else f"<td>{text}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    style = ("body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
-             "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}")
-    caption = f"<caption>{html.escape(title)} (in %)</caption>" if title else ""
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><style>{style}</style></head><body>"
-            f"<table>{caption}<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "</body></html>\n")
+    return _html_table(["method", *columns], rows, f"{title} (in %)" if title else "")
+
+
+def _percent(value: float) -> str:
+    return "" if pd.isna(value) else f"{100 * value:.3g} %"
+
+
+def operating_points_table_html(points: Mapping[str, PathLike], *, title: str = "") -> str:
+    """A self-contained HTML table of one category's operating points: per method (``points`` maps its name to its
+    ``operating_points.csv``, :mod:`anomalyflow.thresholds`) a row per false-alarm rate, with the threshold, the
+    validation normals it flags, and the test set's false alarms and recall at it (counts and percent)."""
+    header = ["method", "false-alarm rate", "threshold (score ≥)", "validation false alarms",
+              "test false alarms", "test recall"]
+    rows = []
+    for method, path in points.items():
+        table = pd.read_csv(path)
+        for p in table.to_dict("records"):  # whole-row records keep the counts' integer type
+            cells = [html.escape(method), f"fpr:{p['false_alarm_rate']:g}", f"{p['threshold']:.6g}",
+                     f"{p['validation_false_alarms']}/{p['validation_normals']}",
+                     f"{p['fp']}/{p['fp'] + p['tn']} ({_percent(p['test_false_alarm_rate'])})",
+                     f"{p['tp']}/{p['tp'] + p['fn']} ({_percent(p['recall'])})"]
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return _html_table(header, rows, f"{title}: operating points from the validation normals" if title else "")
 
 
 # --- ROC curves --------------------------------------------------------------------------------
@@ -261,14 +289,20 @@ def write_category_figures(
     table: PathLike,
     roc: PathLike,
     grid: PathLike,
+    points: Mapping[str, PathLike] | None = None,
+    points_table: PathLike | None = None,
     n_images: int = 6,
 ) -> None:
-    """The report's three items for one category: metric table (HTML), ROC curves (SVG), map grid (PNG).
+    """The report's items for one category: metric table (HTML), ROC curves (SVG), map grid (PNG) and, given
+    ``points`` and ``points_table``, the operating points table (HTML).
 
-    ``scores`` and ``maps`` map method names to files; a method without maps has no grid column.
+    ``scores``, ``maps`` and ``points`` map method names to files; a method without maps has no grid column.
     """
     frame = read_metrics(metrics, what="the report")
-    write_text(table, metrics_table_html(frame, title=str(frame["category"].iloc[0])))
+    category = str(frame["category"].iloc[0])
+    write_text(table, metrics_table_html(frame, title=category))
+    if points_table is not None:
+        write_text(points_table, operating_points_table_html(points or {}, title=category))
     save_figure(roc_figure(samples, scores), roc)
     if maps:
         save_figure(map_grid_figure(samples, maps, n_images=n_images), grid)
@@ -285,6 +319,6 @@ def write_summary_figure(metrics: Sequence[PathLike], path: PathLike) -> None:
 
 
 __all__ = [
-    "map_grid_figure", "metrics_table_html", "pick_examples", "roc_figure", "roc_points",
+    "map_grid_figure", "metrics_table_html", "operating_points_table_html", "pick_examples", "roc_figure", "roc_points",
     "save_figure", "summary_figure", "write_category_figures", "write_summary_figure",
 ]

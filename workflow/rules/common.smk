@@ -8,6 +8,7 @@ from pathlib import Path
 from anomalyflow.config import (
     dataset_config,
     evaluation_params,
+    false_alarm_rates,
     job_params,
     job_threads,
     method_params,
@@ -371,7 +372,7 @@ def report_figures(wildcards):
         "results/{dataset}/figures/{category}/{name}",
         dataset=wildcards.dataset,
         category=ds(wildcards)["categories"],
-        name=["metrics.html", "roc.svg", "maps.png"],
+        name=["metrics.html", "operating_points.html", "roc.svg", "maps.png"],
     )
 
 

@@ -1,6 +1,6 @@
-# The HTML report's figures (`snakemake --report report.html`): per category a metric table, ROC curves
-# and an anomaly-map grid; per dataset a bar chart of methods x categories. results_table waits for them, so
-# every command that builds results/{dataset}/all.csv also builds what the report embeds.
+# The HTML report's figures (`snakemake --report report.html`): per category a metric table, the operating
+# points, ROC curves and an anomaly-map grid; per dataset a bar chart of methods x categories. results_table
+# waits for them, so every command that builds results/{dataset}/all.csv also builds what the report embeds.
 
 
 report: "../../report/workflow.rst"
@@ -13,12 +13,19 @@ rule report_category:
         scores=category_method_files("scores.csv"),
         maps=category_method_files("maps.npz"),
         metrics=category_method_files("metrics.csv"),
+        points=category_method_files("operating_points.csv"),
     output:
         table=report(
             "results/{dataset}/figures/{category}/metrics.html",
             caption="../../report/metrics_table.rst",
             category="{category}",
             labels={"figure": "metrics"},
+        ),
+        points=report(
+            "results/{dataset}/figures/{category}/operating_points.html",
+            caption="../../report/operating_points.rst",
+            category="{category}",
+            labels={"figure": "operating points"},
         ),
         roc=report(
             "results/{dataset}/figures/{category}/roc.svg",

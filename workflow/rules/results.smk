@@ -1,4 +1,4 @@
-# Metrics per category x method, then the dataset table results/{dataset}/all.csv.
+# Metrics and operating points per category x method, then the dataset table results/{dataset}/all.csv.
 
 
 rule results_metrics:
@@ -22,12 +22,30 @@ rule results_metrics:
         "../scripts/results_metrics.py"
 
 
+rule results_operating_points:
+    input:
+        code=code("anomalyflow.thresholds"),
+        scores="results/{dataset}/{category}/{method}/scores.csv",
+    output:
+        "results/{dataset}/{category}/{method}/operating_points.csv",
+    params:
+        rates=lambda wc: false_alarm_rates(config, wc.dataset),
+    log:
+        "logs/{dataset}/{category}/{method}/results_operating_points.log",
+    resources:
+        **cpu_resources(1000, 10),
+    conda:
+        "../../envs/cpu.yaml"
+    script:
+        "../scripts/results_operating_points.py"
+
+
 rule results_table:
     input:
         metrics=all_metrics,
         code=code("anomalyflow.results_table"),
         # Not read: the report's figures (report.smk) are built with every all.csv, so that
-        # `snakemake --report` with the same target finds them.
+        # `snakemake --report` with the same target finds them; they include every method's operating points.
         figures=report_figures,
         # Not read either: the official-layout maps, when official_maps asks for them.
         official_maps=official_maps_wanted,
