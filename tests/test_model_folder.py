@@ -12,9 +12,11 @@ from workflow_helpers import REPO
 from anomalyflow.errors import ConfigError, DataError
 from anomalyflow.model_folder import FOLDERS, MODEL_JSON, PATCHCORE_FOLDER, ModelFolder, read_family
 from anomalyflow.readers import load_yaml
+from anomalyflow.thresholds import OPERATING_POINTS_CSV
 
-#: What a method's folder holds besides its model files: the outputs of scoring and evaluation (outputs.py).
-METHOD_OUTPUTS = {"scores.csv", "maps.npz", "metrics.csv"}
+#: What a method's folder holds besides its model files: the outputs of scoring and evaluation (outputs.py), and
+#: its operating points (thresholds.py).
+METHOD_OUTPUTS = {"scores.csv", "maps.npz", "metrics.csv", OPERATING_POINTS_CSV}
 
 
 def _rule_names() -> set[str]:
