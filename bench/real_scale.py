@@ -174,6 +174,13 @@ def ensure_data(folder: Path, category: str, *, images: int, validation: int, te
 WORK_MARK = ".real_scale_work"
 
 
+def resumed_work(work: Path) -> Path:
+    """An earlier run's work folder, kept as it is (--resume)."""
+    if not (work / WORK_MARK).is_file():
+        raise SystemExit(f"real_scale: --resume needs an earlier run's work folder; {work} is not one")
+    return work
+
+
 def fresh_work(work: Path) -> Path:
     """An empty work folder; one left by an earlier run is emptied, anything else is refused (--work may be
     mistyped as a folder that matters)."""
@@ -235,10 +242,33 @@ def thread_env(threads: int) -> dict:
     return {**os.environ, **{name: str(threads) for name in names}}
 
 
+def _real_paths(value):
+    # A call names its files by absolute path; an earlier run may have reached the same folder through a link.
+    if isinstance(value, str) and value.startswith("/"):
+        return os.path.realpath(value)
+    if isinstance(value, list):
+        return [_real_paths(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _real_paths(v) for k, v in value.items()}
+    return value
+
+
+def same_call(job_file: Path, call: dict) -> bool:
+    """Whether ``job_file`` (an earlier run's) made exactly ``call``: same function, files and parameters."""
+    if not job_file.is_file():
+        return False
+    earlier = json.loads(job_file.read_text())["call"]
+    return _real_paths(earlier) == _real_paths(json.loads(json.dumps(call)))
+
+
 def run_call(call: dict, stage: Stage, *, cores: int, runner: str, logs: Path, label: str,
-             stop_after: int | None = None) -> dict:
+             stop_after: int | None = None, reuse: bool = False) -> dict:
     """One measured run of a stage call: in its own process (bench/stage_job.py, which reports its peak RSS), or
-    in this one (``inline``, the smoke test: the RSS increase sampled by :class:`benchlib.PeakMemory`)."""
+    in this one (``inline``, the smoke test: the RSS increase sampled by :class:`benchlib.PeakMemory`).
+
+    ``reuse`` (--resume): where the earlier run in ``logs`` made the same call and its result is there, that
+    measurement stands (marked ``reused_from``, its date) and nothing runs: a run cut after hours goes on from
+    where it stopped. Its outputs are in the work folder, so the stages after it still have their inputs."""
     logs.mkdir(parents=True, exist_ok=True)
     log_file = str(logs / f"{label}.log")
     # As the rule runs it: torch threads through job() where its script passes them; Snakemake's thread
@@ -255,6 +285,11 @@ def run_call(call: dict, stage: Stage, *, cores: int, runner: str, logs: Path, l
             torch.set_num_threads(before)
         return {**result, "peak_bytes": peak.peak_bytes, "memory": peak.kind}
     job_file, result_file = logs / f"{label}.job.json", logs / f"{label}.result.json"
+    if reuse and same_call(job_file, call) and result_file.is_file():
+        measured = time.strftime("%Y-%m-%d %H:%M", time.localtime(result_file.stat().st_mtime))
+        print(f"  {label}: an earlier run's measurement of the same call ({measured}), reused", flush=True)
+        return {**json.loads(result_file.read_text()), "memory": "peak_rss_of_process (VmHWM)",
+                "reused_from": measured}
     result_file.unlink(missing_ok=True)
     job_file.write_text(json.dumps({"call": call, "cores": cores, "threads": threads, "log": log_file,
                                     "steps": steps, "stop_after": stop_after, "result": str(result_file)}))
@@ -313,8 +348,9 @@ class Chain:
     def run(self, stage: str, function: str, *args, label: str | None = None, stop_after: int | None = None,
             **kwargs) -> dict:
         call = {"stage": stage, "function": function, "args": list(args), "kwargs": kwargs}
+        reuse = self.args.resume and stage not in (self.args.remeasure or ())
         result = run_call(call, BY_NAME[stage], cores=self.cores, runner=self.runner, logs=self.logs,
-                          label=label or stage, stop_after=stop_after)
+                          label=label or stage, stop_after=stop_after, reuse=reuse)
         return {"function": function, **result}
 
     def with_weights(self, method: str, backbone: str | None = None) -> dict:
@@ -346,6 +382,9 @@ class Chain:
         record["peak_bytes"] = max(r["peak_bytes"] for r in runs)
         record.setdefault("full_s", record["wall_s"] if stage.kind == "full" else None)
         record.setdefault("full_peak_bytes", record["peak_bytes"])
+        reused = sorted({r["reused_from"] for r in runs if "reused_from" in r})
+        if reused:
+            record["reused_from"] = reused[0]
         return record
 
     def stage_samples(self, stage: Stage) -> dict:
@@ -594,6 +633,9 @@ def table(results: list[dict], settings: dict | None = None) -> None:
         totals += f" (without the {len(results) - len(done)} stages that did not run)"
     print(f"| **total** | {totals} | {duration(sum(r['wall_s'] for r in done))} | | "
           f"{gib(max((r['full_peak_bytes'] for r in done), default=None))} (largest stage) |")
+    reused = [f"{r['stage']} ({r['reused_from']})" for r in results if r.get("reused_from")]
+    if reused:
+        print(f"\nMeasured by an earlier run of the same calls and reused (--resume): {', '.join(reused)}.")
     if settings:
         data = settings["data"]
         print(f"\n{data['train']} train / {data['validation']} validation / {data['test']} test images of "
@@ -638,6 +680,11 @@ def arguments(argv) -> argparse.Namespace:
                         help="these stages and those they need (default: all)")
     parser.add_argument("--runner", choices=["process", "inline"], default=None,
                         help="process per stage (default), or inline (--tiny's default: no peak RSS of its own)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the work folder of an earlier (cut) run and reuse its measurement of every call "
+                             "it made the same way; the rest runs")
+    parser.add_argument("--remeasure", nargs="+", choices=list(BY_NAME), default=None,
+                        help="with --resume: run these stages again all the same (e.g. measured on a busy CPU)")
     parser.add_argument("--table", action="store_true", help="print the latest record's table and exit")
     args = parser.parse_args(argv)
     full = {"images": 300, "validation": 50, "test": 80, "size": 1024, "steps": 20, "distill_steps": 5,
@@ -646,6 +693,10 @@ def arguments(argv) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.runner = args.runner or ("inline" if args.tiny else "process")
+    if args.remeasure and not args.resume:
+        parser.error("--remeasure goes with --resume (without it every stage is measured)")
+    if args.resume and args.runner == "inline":
+        parser.error("--resume reuses the per-process measurements of --runner process")
     if min(args.steps, args.distill_steps, args.mlp_steps) < 2:
         parser.error("--steps, --distill-steps and --mlp-steps must be at least 2 (a median step needs two)")
     for key in ("stats_images", "refiner_images"):
@@ -675,7 +726,7 @@ def main(argv=None) -> dict:
         root, imagenet, generated_s = ensure_data(data, args.category, images=args.images,
                                                   validation=args.validation, test=args.test, size=args.size,
                                                   clutter=clutter)
-        work = fresh_work(args.work or data / "work")
+        work = (resumed_work if args.resume else fresh_work)(args.work or data / "work")
         config = build_config(root, args.category, imagenet, args.cores, args.tiny)
         chain = Chain(config, args.category, work, args, TINY_PNI if args.tiny else PNI)
         results, failed = [], set()
@@ -709,6 +760,7 @@ def main(argv=None) -> dict:
             "prefix": {k: getattr(args, k) for k in ("steps", "distill_steps", "mlp_steps", "stats_images",
                                                       "refiner_images", "mlp_model_images")},
             "tiny": args.tiny,
+            "resumed": args.resume, "remeasured": args.remeasure or [],
         }
         table(results, settings)
         return bl.finish(NAME, device, env, settings, results, args)

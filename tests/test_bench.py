@@ -76,6 +76,27 @@ def test_real_scale_stage_process(bench_modules, tmp_path):
     assert (tmp_path / "data" / "work" / "results" / "real_scale" / "tray" / "samples.csv").is_file()
 
 
+def test_real_scale_resume_reuses_the_same_calls_only(bench_modules, tmp_path):
+    """A cut run goes on with --resume: a call made the same way is not run again (its measurement stands,
+    dated); --remeasure runs a stage again; a call made differently (here: other parameters) always runs."""
+    _, first = _real_scale(bench_modules, tmp_path, "--runner", "process", "--stages", "samples")
+    result = tmp_path / "data" / "work" / "logs" / "samples.result.json"
+    measured = result.read_text()
+    _, resumed = _real_scale(bench_modules, tmp_path, "--runner", "process", "--stages", "samples", "--resume")
+    (stage,) = resumed["results"]
+    assert stage["reused_from"] and stage["runs"][0]["call_s"] == first["results"][0]["runs"][0]["call_s"]
+    assert result.read_text() == measured
+    _, again = _real_scale(bench_modules, tmp_path, "--runner", "process", "--stages", "samples", "--resume",
+                           "--remeasure", "samples")
+    assert "reused_from" not in again["results"][0] and result.read_text() != measured
+    job = tmp_path / "data" / "work" / "logs" / "samples.job.json"
+    job.write_text(job.read_text().replace('"mvtec_loco"', '"mvtec_ad"'))
+    _, changed = _real_scale(bench_modules, tmp_path, "--runner", "process", "--stages", "samples", "--resume")
+    assert "reused_from" not in changed["results"][0]
+    with pytest.raises(SystemExit):
+        _real_scale(bench_modules, tmp_path, "--stages", "samples", "--remeasure", "samples")
+
+
 @pytest.mark.slow  # every stage of the chain at a tiny size: 1-3 min on 2 cores (mostly the refiner's DenseNet-161)
 def test_real_scale_chain(bench_modules, tmp_path):
     module, record = _real_scale(bench_modules, tmp_path)
