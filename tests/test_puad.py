@@ -34,6 +34,33 @@ def test_pooled_gaussian_matches_the_formula_including_the_singular_case(n, c):
     np.testing.assert_allclose(got, mahalanobis_by_hand(train, test), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("n,c,h,w", [(12, 40, 7, 5), (30, 384, 14, 14), (50, 20, 3, 9)])
+def test_position_terms_sum_to_the_squared_distance(n, c, h, w):
+    import torch
+
+    rng = np.random.default_rng(n + c + h)
+    train = rng.normal(size=(n, c)) @ rng.normal(size=(c, c)) * 0.3 + rng.normal(size=c)
+    gaussian = PooledGaussian().fit(train)
+    # near μ, positions unlike one another: some pull the pooled vector back towards μ (negative terms)
+    grid = gaussian.mean[None, :, None, None] + rng.normal(size=(6, c, h, w)) + 0.2 * rng.normal(size=(6, c, 1, 1))
+    terms = gaussian.position_terms(torch.from_numpy(grid)).numpy()
+    assert terms.shape == (6, h, w) and terms.dtype == np.float64
+    squared = gaussian.score(grid.mean(axis=(2, 3))) ** 2
+    np.testing.assert_allclose(terms.sum(axis=(1, 2)), squared, rtol=1e-5)
+    # float32 features, as the student gives them, still split exactly: the terms are summed in float64
+    single = gaussian.position_terms(torch.from_numpy(grid).float()).numpy()
+    np.testing.assert_allclose(single.sum(axis=(1, 2)), gaussian.score(grid.astype(np.float32).mean(
+        axis=(2, 3), dtype=np.float64)) ** 2, rtol=1e-5)
+
+
+def test_a_position_on_the_far_side_of_the_mean_has_a_negative_term():
+    import torch
+
+    gaussian = PooledGaussian(np.zeros(2), np.eye(2), np.eye(2))
+    grid = torch.tensor([[[[3.0, -1.0]], [[0.0, 0.0]]]])  # [1, C=2, h=1, w=2]: f = (1, 0), d² = 1
+    np.testing.assert_allclose(gaussian.position_terms(grid).numpy(), [[[1.5, -0.5]]])
+
+
 def test_save_load_round_trip(tmp_path):
     x = np.random.default_rng(0).normal(size=(10, 6))
     model = PooledGaussian().fit(x)
@@ -79,7 +106,6 @@ def test_fused_score_is_the_sum_of_validation_zscores(puad_folder):
 
     root, table = puad_folder
     scores = score_folder(root / "puad_s", table, root / "scores.csv", None, device="cpu")
-    assert not (root / "maps.npz").exists()
     validation = scores[scores["split"] == "validation"]
     for column in ("score_efficientad", "score_mahalanobis"):
         values = validation[column].to_numpy()
@@ -97,3 +123,31 @@ def test_puad_folder_points_at_its_efficientad_folder(puad_folder):
     root, _ = puad_folder
     meta = json.loads((root / "puad_s" / "model.json").read_text())
     assert meta["efficientad_dir"] == "../efficientad_s" and meta["feature"] == "student"
+
+
+def test_fused_map_is_the_sum_of_validation_zscored_maps(puad_folder):
+    import json
+
+    from anomalyflow.families import score_folder
+    from anomalyflow.outputs import read_map_layers, read_maps
+
+    root, table = puad_folder
+    scores = score_folder(root / "puad_s", table, root / "puad_scores.csv", root / "puad_maps.npz", device="cpu")
+    score_folder(root / "efficientad_s", table, root / "ead_scores.csv", root / "ead_maps.npz", device="cpu")
+    fused, paths, _ = read_maps(root / "puad_maps.npz")
+    structural, structural_paths, _ = read_maps(root / "ead_maps.npz")
+    logical = read_map_layers(root / "puad_maps.npz")["logical"]
+    assert paths == structural_paths == scores["path"].tolist()
+    assert fused.shape == structural.shape == logical.shape and logical.dtype == np.float32
+    validation = (scores["split"] == "validation").to_numpy()
+    n = json.loads((root / "puad_s" / "model.json").read_text())["map_normalisation"]
+    # the constants are the validation maps' pixel statistics (population std), nothing of the test split
+    for name, values in (("structural", structural), ("logical", logical)):
+        assert n[f"mean_{name}"] == pytest.approx(values[validation].mean(dtype=np.float64), rel=1e-5, abs=1e-7)
+        assert n[f"std_{name}"] == pytest.approx(values[validation].std(dtype=np.float64), rel=1e-5)
+    expected = ((structural - n["mean_structural"]) / n["std_structural"]
+                + (logical - n["mean_logical"]) / n["std_logical"])
+    np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-5)
+    # without map padding the logical map is the bilinear upsampling of L_p, whose grid mean is d² = s_U²: the
+    # upsampled map's mean stays close to it (bilinear weights sum to one away from the border)
+    np.testing.assert_allclose(logical.mean(axis=(1, 2)), scores["score_mahalanobis"] ** 2, rtol=0.1, atol=1e-3)
