@@ -151,3 +151,51 @@ def test_fused_map_is_the_sum_of_validation_zscored_maps(puad_folder):
     # without map padding the logical map is the bilinear upsampling of L_p, whose grid mean is d² = s_U²: the
     # upsampled map's mean stays close to it (bilinear weights sum to one away from the border)
     np.testing.assert_allclose(logical.mean(axis=(1, 2)), scores["score_mahalanobis"] ** 2, rtol=0.1, atol=1e-3)
+
+
+def peaks_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Whether each map's maximum ``[N, H, W]`` lies on its mask ``[N, H, W]`` (bool ``[N]``), in one pass."""
+    flat = maps.reshape(len(maps), -1).argmax(axis=1)
+    return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]
+
+
+def missing_object_maps(run, category: str, method: str = "puad_s") -> dict[str, np.ndarray]:
+    """The demo's missing-object test images of ``category``: their ground truth at the maps' size and PUAD's
+    logical, fused and (its base's) structural maps, ``[N, H, W]`` each."""
+    import torch
+
+    from anomalyflow.data.images import load_mask
+    from anomalyflow.data.table import read_samples
+    from anomalyflow.outputs import read_map_layers, read_maps
+
+    folder = run / "results" / "demo" / category
+    rows = read_samples(folder / "samples.csv").query("split == 'test' and defect_type == 'missing_object'")
+    arrays = {}
+    for name, path, layer in (("fused", folder / method / "maps.npz", None),
+                              ("logical", folder / method / "maps.npz", "logical"),
+                              ("structural", folder / "efficientad_s" / "maps.npz", None)):
+        maps, paths, frames = read_maps(path)
+        assert (frames == [0, 0, 1, 1]).all()  # EfficientAD's maps cover the whole image
+        order = [paths.index(p) for p in rows["path"]]
+        arrays[name] = (read_map_layers(path)[layer] if layer else maps)[order]
+    masks = np.stack([load_mask(paths) for paths in rows["mask_paths"]]).astype(np.float32)
+    size = arrays["fused"].shape[1:]
+    arrays["mask"] = torch.nn.functional.interpolate(torch.from_numpy(masks)[:, None], size=size,
+                                                     mode="nearest-exact")[:, 0].numpy() > 0.5
+    return arrays
+
+
+@pytest.mark.slow
+def test_logical_map_peaks_inside_a_missing_object_more_often_than_chance(demo_run, summary_table, monkeypatch):
+    """Issue 16.1: over every missing-object test image of the demo, the logical map's argmax lies inside the
+    ground-truth region (where the piece should be) more often than a uniformly random pixel would."""
+    monkeypatch.chdir(demo_run)  # the sample tables hold paths relative to the run
+    per_category = [missing_object_maps(demo_run, category) for category in ("tray", "board")]
+    joined = {name: np.concatenate([c[name] for c in per_category]) for name in per_category[0]}
+    chance = float(joined["mask"].mean())  # the mean mask area fraction: a random pixel's hit rate
+    rates = {name: float(peaks_inside(joined[name], joined["mask"]).mean())
+             for name in ("logical", "fused", "structural")}
+    summary_table("PUAD logical map on the demo's missing-object images: argmax inside the GT region",
+                  [f"{len(joined['mask'])} images, chance (mean mask area fraction) {chance:.3f}"]
+                  + [f"{name:10s} {rate:.3f}" for name, rate in rates.items()])
+    assert len(joined["mask"]) >= 4 and rates["logical"] > chance, (rates, chance)
