@@ -47,6 +47,12 @@ def test_position_terms_sum_to_the_squared_distance(n, c, h, w):
     assert terms.shape == (6, h, w) and terms.dtype == np.float64
     squared = gaussian.score(grid.mean(axis=(2, 3))) ** 2
     np.testing.assert_allclose(terms.sum(axis=(1, 2)), squared, rtol=1e-5)
+    # any centre grid whose spatial mean is μ splits d² exactly too (PUAD's: the training normals' mean grid)
+    centre = rng.normal(size=(c, h, w))
+    centre += gaussian.mean[:, None, None] - centre.mean(axis=(1, 2), keepdims=True)
+    centred = gaussian.position_terms(torch.from_numpy(grid), centre).numpy()
+    np.testing.assert_allclose(centred.sum(axis=(1, 2)), squared, rtol=1e-5)
+    assert not np.allclose(centred, terms)
     # float32 features, as the student gives them, still split exactly: the terms are summed in float64
     single = gaussian.position_terms(torch.from_numpy(grid).float()).numpy()
     np.testing.assert_allclose(single.sum(axis=(1, 2)), gaussian.score(grid.astype(np.float32).mean(
@@ -145,6 +151,10 @@ def test_fused_map_is_the_sum_of_validation_zscored_maps(puad_folder):
     for name, values in (("structural", structural), ("logical", logical)):
         assert n[f"mean_{name}"] == pytest.approx(values[validation].mean(dtype=np.float64), rel=1e-5, abs=1e-7)
         assert n[f"std_{name}"] == pytest.approx(values[validation].std(dtype=np.float64), rel=1e-5)
+    with np.load(root / "puad_s" / "position_mean.npz") as data:  # μ_p: its spatial mean is μ, exactly
+        centre = data["position_mean"]
+    with np.load(root / "puad_s" / "gaussian.npz") as data:
+        np.testing.assert_allclose(centre.mean(axis=(1, 2)), data["mean"], rtol=1e-12, atol=1e-12)
     expected = ((structural - n["mean_structural"]) / n["std_structural"]
                 + (logical - n["mean_logical"]) / n["std_logical"])
     np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-5)
@@ -160,28 +170,35 @@ def peaks_inside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def missing_object_maps(run, category: str, method: str = "puad_s") -> dict[str, np.ndarray]:
-    """The demo's missing-object test images of ``category``: their ground truth at the maps' size and PUAD's
-    logical, fused and (its base's) structural maps, ``[N, H, W]`` each."""
+    """The demo's missing-object test images of ``category`` (LOCO-style: a logical image whose mask has the
+    pixel value ``defects_config.json`` gives ``missing_object``): the missing objects' ground truth at the
+    maps' size and PUAD's logical, fused and (its base's) structural maps, ``[N, H, W]`` each."""
     import torch
 
-    from anomalyflow.data.images import load_mask
+    from anomalyflow.data.images import load_mask_channels
+    from anomalyflow.data.mvtec_loco import read_defects_config_file
     from anomalyflow.data.table import read_samples
     from anomalyflow.outputs import read_map_layers, read_maps
 
     folder = run / "results" / "demo" / category
-    rows = read_samples(folder / "samples.csv").query("split == 'test' and defect_type == 'missing_object'")
+    config = read_defects_config_file(run / "resources" / "data" / "demo" / category / "defects_config.json")
+    missing = next(entry["pixel_value"] for entry in config if entry["defect_name"] == "missing_object")
+    rows = read_samples(folder / "samples.csv").query("split == 'test' and anomaly_kind == 'logical'")
+    channels = [load_mask_channels(paths) for paths in rows["mask_paths"]]
+    chosen = [i for i, (_, values) in enumerate(channels) if missing in values]
+    masks = np.stack([channels[i][0][np.asarray(channels[i][1]) == missing].any(axis=0) for i in chosen])
+    paths_wanted = rows["path"].iloc[chosen].tolist()
     arrays = {}
     for name, path, layer in (("fused", folder / method / "maps.npz", None),
                               ("logical", folder / method / "maps.npz", "logical"),
                               ("structural", folder / "efficientad_s" / "maps.npz", None)):
         maps, paths, frames = read_maps(path)
         assert (frames == [0, 0, 1, 1]).all()  # EfficientAD's maps cover the whole image
-        order = [paths.index(p) for p in rows["path"]]
+        order = [paths.index(p) for p in paths_wanted]
         arrays[name] = (read_map_layers(path)[layer] if layer else maps)[order]
-    masks = np.stack([load_mask(paths) for paths in rows["mask_paths"]]).astype(np.float32)
     size = arrays["fused"].shape[1:]
-    arrays["mask"] = torch.nn.functional.interpolate(torch.from_numpy(masks)[:, None], size=size,
-                                                     mode="nearest-exact")[:, 0].numpy() > 0.5
+    arrays["mask"] = torch.nn.functional.interpolate(torch.from_numpy(masks.astype(np.float32))[:, None],
+                                                     size=size, mode="nearest-exact")[:, 0].numpy() > 0.5
     return arrays
 
 

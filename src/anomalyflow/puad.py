@@ -11,17 +11,21 @@ Both scores are z-scored with the mean and population standard deviation of the 
 and added (weights configurable, equal by default).
 
 The logical score has a map too (ours, not the paper's). f(x) is a mean over the h·w positions p of the
-feature grid, so d² = (f−μ)ᵀ P (f−μ) = Σ_p (1/hw) (f_p−μ)ᵀ P (f−μ) splits exactly into one term per
-position (:meth:`PooledGaussian.position_terms`). The logical map L_p = (f_p−μ)ᵀ P (f−μ), whose mean over the
-grid is d², is brought into EfficientAD's map geometry (padding, bilinear resize) and fused with EfficientAD's
-(structural) map M the way the scores are fused: F = w_P (M − m_M)/sd_M + w_U (L − m_L)/sd_L, with the mean
-and population std of each map's pixel values over the validation normals. F is PUAD's anomaly map (the one
-evaluated); ``maps.npz`` also holds L as the extra array ``logical`` (shown by the report, ignored by the
-metrics). M is EfficientAD's own ``maps.npz``, not copied.
+feature grid, so d² = (f−μ)ᵀ P (f−μ) = Σ_p (1/hw) (f_p−μ_p)ᵀ P (f−μ) splits exactly into one term per
+position (:meth:`PooledGaussian.position_terms`) for any centres μ_p whose mean over p is μ; we take the
+training normals' mean feature at p (``position_mean.npz``), which removes what every normal image has at p
+(with μ everywhere, the demo's maps peaked at the grid's border, where every image's features are unusual).
+The logical map L_p = (f_p−μ_p)ᵀ P (f−μ), whose mean over the grid is d², is brought into EfficientAD's
+map geometry (padding, bilinear resize) and fused with EfficientAD's (structural) map M the way the scores
+are fused: F = w_P (M − m_M)/sd_M + w_U (L − m_L)/sd_L, with the mean and population std of each map's
+pixel values over the validation normals. F is PUAD's anomaly map (the one evaluated); ``maps.npz`` also
+holds L as the extra array ``logical`` (shown by the report, ignored by the metrics). M is EfficientAD's
+own ``maps.npz``, not copied.
 
-Model folder (:data:`anomalyflow.model_folder.PUAD_FOLDER`): ``gaussian.npz`` (mean, covariance, precision) and
-``model.json`` (family "puad", the EfficientAD folder relative to this one, the feature source, the z-score
-statistics of the scores (``normalisation``) and of the maps (``map_normalisation``), and the weights).
+Model folder (:data:`anomalyflow.model_folder.PUAD_FOLDER`): ``gaussian.npz`` (mean, covariance, precision),
+``position_mean.npz`` (``position_mean``: μ_p, float64 ``[C, h, w]``) and ``model.json`` (family "puad",
+the EfficientAD folder relative to this one, the feature source, the z-score statistics of the scores
+(``normalisation``) and of the maps (``map_normalisation``), and the weights).
 """
 
 from __future__ import annotations
@@ -72,21 +76,27 @@ class PooledGaussian:
         squared = np.einsum("ij,jk,ik->i", centred, self.precision, centred)
         return np.sqrt(np.maximum(0.0, squared))
 
-    def position_terms(self, grid: torch.Tensor) -> torch.Tensor:
+    def position_terms(self, grid: torch.Tensor, centre: np.ndarray | None = None) -> torch.Tensor:
         """Each position's share of the squared distance: ``grid`` ``[B, C, h, w]`` (any float dtype and device)
-        → ``[B, h, w]`` float64 on ``grid``'s device, t_p = (1/hw) (f_p − μ)ᵀ P (f − μ) with f the grid's spatial
-        mean, so that Σ_p t_p = (f − μ)ᵀ P (f − μ) = d² exactly (up to rounding). Terms may be negative: a
-        position whose features lie on the far side of μ from f pulls f back towards μ. Not in the PUAD paper
-        (its score has no map); computed in float64 because positive and negative terms cancel."""
+        → ``[B, h, w]`` float64 on ``grid``'s device, t_p = (1/hw) (f_p − c_p)ᵀ P (f − μ) with f the grid's spatial
+        mean and c_p the ``centre`` ``[C, h, w]`` (default μ at every position; any centre whose spatial mean is
+        μ, such as the training normals' mean grid, works), so that Σ_p t_p = (f − μ)ᵀ P (f − μ) = d² exactly (up
+        to rounding). Terms may be negative: a position whose features lie on the far side of c_p from the
+        direction f moved pulls f back. Not in the PUAD paper (its score has no map); float64, because positive
+        and negative terms cancel."""
         if self.precision is None:
             raise RuntimeError("PooledGaussian.position_terms before fit")
         x = grid.double()
         mean = torch.as_tensor(self.mean, dtype=torch.float64, device=x.device)
         precision = torch.as_tensor(self.precision, dtype=torch.float64, device=x.device)
-        # P (f − μ) per image; (f_p − μ)·v = f_p·v − μ·v avoids a centred copy of the grid.
+        # P (f − μ) per image; (f_p − c_p)·v = f_p·v − c_p·v avoids a centred copy of the grid.
         direction = (x.mean(dim=(2, 3)) - mean) @ precision.T
-        dots = torch.einsum("bchw,bc->bhw", x, direction) - (direction @ mean)[:, None, None]
-        return dots / (x.shape[2] * x.shape[3])
+        if centre is None:
+            offset = (direction @ mean)[:, None, None]
+        else:
+            offset = torch.einsum("chw,bc->bhw", torch.as_tensor(centre, dtype=torch.float64, device=x.device),
+                                  direction)
+        return (torch.einsum("bchw,bc->bhw", x, direction) - offset) / (x.shape[2] * x.shape[3])
 
     def save(self, path: str | os.PathLike) -> None:
         save_npz(path, mean=self.mean, covariance=self.covariance, precision=self.precision)
@@ -128,7 +138,7 @@ class PUAD:
 
     def __init__(self, efficientad, gaussian: PooledGaussian, *, feature: str = "student",
                  normalisation: dict | None = None, fusion_weights: dict | None = None,
-                 map_normalisation: dict | None = None):
+                 map_normalisation: dict | None = None, position_mean: np.ndarray | None = None):
         if feature not in FEATURES:
             raise ConfigError(f"feature: {feature!r} is not one of {', '.join(FEATURES)}")
         self.efficientad = efficientad
@@ -136,6 +146,7 @@ class PUAD:
         self.feature = feature
         self.normalisation = normalisation
         self.map_normalisation = map_normalisation
+        self.position_mean = position_mean
         self.fusion_weights = fusion_weights_of(fusion_weights)
         self.device = efficientad.device
         self.params = {"batch_size": efficientad.params.get("batch_size", 16), "feature": feature}
@@ -159,9 +170,12 @@ class PUAD:
         return s_p, features, maps, self.gaussian.score(features) if fitted else None, logical
 
     def logical_map(self, grid: torch.Tensor) -> torch.Tensor:
-        """L_p = (f_p − μ)ᵀ P (f − μ) ``[B, h, w]`` from the feature grid: hw × the position terms, so its mean over
-        the grid is d² whatever the grid's size."""
-        return self.gaussian.position_terms(grid) * (grid.shape[2] * grid.shape[3])
+        """L_p = (f_p − μ_p)ᵀ P (f − μ) ``[B, h, w]`` from the feature grid, μ_p the training normals' mean feature
+        at p (:func:`position_mean`): hw × the position terms, so its mean over the grid is d² whatever its size."""
+        if self.position_mean is None:
+            raise DataError("PUAD: the model folder has no position_mean.npz (fitted before PUAD had a map); rerun "
+                            "puad_fit")
+        return self.gaussian.position_terms(grid, self.position_mean) * (grid.shape[2] * grid.shape[3])
 
     def fuse(self, s_p: np.ndarray, s_u: np.ndarray) -> np.ndarray:
         n, w = self.normalisation, self.fusion_weights
@@ -195,7 +209,7 @@ class PUAD:
         efficientad = EfficientAD.load((folder / meta["efficientad_dir"]).resolve(), device)
         return cls(efficientad, PooledGaussian.load(PUAD_FOLDER.path(folder, "gaussian")), feature=meta["feature"],
                    normalisation=meta["normalisation"], fusion_weights=meta["fusion_weights"],
-                   map_normalisation=meta.get("map_normalisation"))
+                   map_normalisation=meta.get("map_normalisation"), position_mean=_load_position_mean(folder))
 
 
 def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_workers: int, desc: str):
@@ -218,6 +232,35 @@ def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_w
         if maps is not None:
             maps[:, rows] = both
     return s_p, features, maps
+
+
+def _load_position_mean(folder: Path) -> np.ndarray | None:
+    path = PUAD_FOLDER.path(folder, "position_mean")
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return data["position_mean"]
+
+
+@torch.no_grad()
+def position_mean(model: PUAD, paths: list[str], mean: np.ndarray, *, batch_size: int,
+                  num_workers: int) -> np.ndarray:
+    """μ_p: the mean feature grid ``[C, h, w]`` (float64) of the training images ``paths``, shifted by a constant
+    so that its spatial mean is exactly μ (the Gaussian's mean, from float32 pooling): the logical map's centre,
+    which keeps Σ_p t_p = d² exact while taking out what every normal image has at p (its layout)."""
+    ead = model.efficientad
+
+    def grid_sum(batch: torch.Tensor) -> np.ndarray:
+        sums = [ead.feature_grid(ead.outputs(chunk), model.feature).double().sum(dim=0)
+                for chunk in ead.micro_batches(batch)]
+        return torch.stack(sums).sum(dim=0).cpu().numpy()
+
+    total = None
+    for _, part in map_batches(grid_sum, paths, model.transform(), batch_size, device=model.device,
+                               num_workers=num_workers, desc="train feature grid", what="PUAD features"):
+        total = part if total is None else total + part
+    grid = total / len(paths)
+    return grid - grid.mean(axis=(1, 2), keepdims=True) + np.asarray(mean, dtype=np.float64)[:, None, None]
 
 
 def fusion_weights_of(given: Mapping[str, float] | None) -> dict[str, float]:
@@ -247,6 +290,8 @@ def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike
     _, train_features, _ = _batched_components(model, train["path"].tolist(), batch_size=batch_size,
                                             num_workers=num_workers, desc="train features")
     model.gaussian.fit(train_features)
+    model.position_mean = position_mean(model, train["path"].tolist(), model.gaussian.mean, batch_size=batch_size,
+                                        num_workers=num_workers)
     s_p, val_features, val_maps = _batched_components(model, validation["path"].tolist(), batch_size=batch_size,
                                             num_workers=num_workers, desc="validation scores")
     s_u = model.gaussian.score(val_features)
@@ -261,6 +306,7 @@ def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike
              len(train), train_features.shape[1], len(validation))
     folder = Path(out_dir)
     model.gaussian.save(PUAD_FOLDER.path(folder, "gaussian"))
+    save_npz(PUAD_FOLDER.path(folder, "position_mean"), position_mean=model.position_mean)
     PUAD_FOLDER.write(folder, {
         "efficientad_dir": os.path.relpath(Path(efficientad_dir).resolve(), folder.resolve()),
         "feature": model.feature, "normalisation": model.normalisation, "fusion_weights": model.fusion_weights,
