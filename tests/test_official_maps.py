@@ -29,7 +29,7 @@ from anomalyflow.errors import DataError
 from anomalyflow.evaluate import evaluate_category, maps_of_test_images
 from anomalyflow.maps import pad_constant, resize
 from anomalyflow.metrics import aupro, pixel_auroc
-from anomalyflow.official_maps import full_size_maps, link_official_maps, official_map_names, write_official_maps
+from anomalyflow.official_maps import full_size_maps, official_map_names, write_official_maps
 from anomalyflow.outputs import read_maps, write_maps
 from anomalyflow.ties import long_run
 
@@ -144,20 +144,6 @@ def test_missing_maps_and_images_stop_with_one_line(small_category):
     assert not (small_category / "o").exists()
 
 
-def test_linked_folder_shares_the_files(small_category):
-    source = small_category / "official" / "efficientad_s" / "widget"
-    write_official_maps(small_category / "samples.csv", small_category / "maps.npz", source)
-    (source / ".snakemake_timestamp").touch()  # Snakemake's marker in directory outputs: not a map
-    target = small_category / "official" / "puad_s" / "widget"
-    link_official_maps(source, target)
-    files = sorted(p.relative_to(source) for p in source.rglob("*.tiff"))
-    assert files == sorted(p.relative_to(target) for p in target.rglob("*.tiff")) and len(files) == 4
-    assert all(os.path.samefile(source / f, target / f) for f in files)
-    assert not (target / ".snakemake_timestamp").exists()
-    with pytest.raises(DataError, match="no anomaly maps"):
-        link_official_maps(small_category, small_category / "nothing")
-
-
 # --- the real MVTec AD mini subset --------------------------------------------------------------------
 
 
@@ -225,10 +211,10 @@ def demo_with_maps(demo_run, tmp_path_factory):
 @pytest.mark.slow
 def test_switch_adds_only_the_map_jobs_to_all_csv(demo_with_maps):
     jobs, outputs = dry_run(demo_with_maps, "--config", "official_maps=True")
-    # Switching the maps on reruns no evaluation; PUAD's folder is its base EfficientAD's, linked.
-    assert sorted(set(jobs)) == ["all", "official_maps_link", "official_maps_write", "results_table"]
+    # Switching the maps on reruns no evaluation; every method (PUAD too: its fused map) writes its own folder.
+    assert sorted(set(jobs)) == ["all", "official_maps_write", "results_table"]
     config = yaml.safe_load((demo_with_maps / "config" / "config.yaml").read_text())["datasets"]["demo"]
-    assert jobs.count("official_maps_link") == len(config["categories"])
+    assert jobs.count("official_maps_write") == len(config["categories"]) * len(config["methods"])
     assert {o for o in outputs if "official_maps" in o} == {
         f"results/demo/official_maps/{m}/{c}" for m in config["methods"] for c in config["categories"]}
     assert not dry_run(demo_with_maps)[0]  # off (the default): nothing to do
@@ -246,13 +232,10 @@ def test_demo_folders_from_the_workflow_and_their_effect_on_our_metrics(demo_wit
     run = demo_with_maps
     monkeypatch.chdir(run)  # the sample tables hold paths relative to the run
     snakemake(run, "results/demo/official_maps/puad_s/tray", job_modules=tmp_path / "modules")
-    base, puad = (run / "results/demo/official_maps" / m / "tray" for m in ("efficientad_s", "puad_s"))
-    files = sorted(p.relative_to(base) for p in base.rglob("*.tiff"))
-    assert files and all(os.path.samefile(base / f, puad / f) for f in files)
-    assert "maps written" in (run / "logs/demo/tray/efficientad_s/official_maps_write.log").read_text()
-    # Both jobs imported only library files their rule lists as code inputs (tests/test_job_modules.py).
+    assert "maps written" in (run / "logs/demo/tray/puad_s/official_maps_write.log").read_text()
+    # The job imported only library files its rule lists as code inputs (tests/test_job_modules.py).
     records = job_module_records(tmp_path / "modules")
-    assert sorted(r["rule"] for r in records) == ["official_maps_link", "official_maps_write"]
+    assert [r["rule"] for r in records] == ["official_maps_write"]
     assert all(set(r["modules"]) <= set(r["code"]) for r in records), records
 
     config = yaml.safe_load((run / "config" / "config.yaml").read_text())["datasets"]["demo"]
@@ -261,8 +244,6 @@ def test_demo_folders_from_the_workflow_and_their_effect_on_our_metrics(demo_wit
         samples = run / "results/demo" / category / "samples.csv"
         defects = run / "resources/data/demo" / category / "defects_config.json"
         for method in config["methods"]:
-            if method.startswith("puad"):
-                continue  # its maps are efficientad_s's (checked above)
             maps_path = run / "results/demo" / category / method / "maps.npz"
             out = run / "results/demo/official_maps" / method / category
             if not out.exists():

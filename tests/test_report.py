@@ -73,6 +73,8 @@ def test_every_figure_is_embedded_with_its_caption(report):
     assert sorted(path for group in categories["tray"].values() for path in group) == [
         f"results/demo/figures/tray/{n}" for n in sorted(FIGURES)]
     assert "synthetic images" in page  # the workflow description (report/workflow.rst)
+    # The grid's caption explains PUAD's fused map and its logical column (issue 16.1).
+    assert "logical map alone" in results["results/demo/figures/tray/maps.png"]["caption"]
     # Self-contained: nothing is fetched from elsewhere when the file is opened.
     assert not re.search(r'(src|href)="https?://', page)
 

@@ -119,3 +119,19 @@ def test_a_missing_score_is_a_data_error(category, tmp_path):
         write_category_figures(root / "samples.csv", {m: f / "scores.csv" for m, f in files.items()}, {},
                                [files["a"] / "metrics.csv"], table=tmp_path / "t.html", roc=tmp_path / "r.svg",
                                grid=tmp_path / "g.png")
+
+
+def test_an_extra_map_gets_a_column_of_its_own(category):
+    """PUAD's maps.npz holds its fused map and a ``logical`` layer: the grid shows both, the layer from 0."""
+    from anomalyflow.viz import map_grid_figure
+
+    root, table, files = category
+    layered = root / "layered" / "maps.npz"
+    logical = np.random.default_rng(1).normal(size=(len(table), 6, 6))  # signed, as PUAD's terms are
+    write_maps(layered, table["path"], np.random.default_rng(2).random((len(table), 12, 12)), logical=logical)
+    figure = map_grid_figure(root / "samples.csv", {"a": files["a"] / "maps.npz", "puad": layered}, n_images=3)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert titles == ["image", "ground truth", "a", "puad", "puad: logical"]
+    assert len(figure.axes) == 3 * 5
+    logical_image = figure.axes[4].get_images()[-1]
+    assert logical_image.get_clim()[0] == 0.0  # negative terms are drawn like zero

@@ -101,10 +101,11 @@ def test_a_teacher_fetched_by_url_is_checked_and_replaces_distillation(workdir, 
     assert not (workdir / "resources" / "teachers" / "imagenet" / "m.pth").exists()
 
 
-def test_official_maps_of_a_puad_method_plan_the_base_folder_and_a_link(workdir, tree):
-    """README, "Checking the numbers with MVTec's evaluation scripts": PUAD's folder links EfficientAD's."""
+def test_official_maps_of_a_puad_method_are_written_from_its_own_fused_maps(workdir, tree):
+    """README, "Checking the numbers with MVTec's evaluation scripts": PUAD's folder holds its fused map."""
     jobs, outputs = dry_run(workdir, "--cores", "8", "results/loco/official_maps/puad_s/breakfast_box", "--config",
                             f"data_root={tree}")
-    assert jobs.count("official_maps_write") == 1 and jobs.count("official_maps_link") == 1
-    assert "results/loco/official_maps/efficientad_s/breakfast_box" in outputs
+    assert jobs.count("official_maps_write") == 1 and "puad_score" in jobs
+    assert "results/loco/official_maps/efficientad_s/breakfast_box" not in outputs
+    assert "results/loco/breakfast_box/puad_s/maps.npz" in outputs
     assert not [o for o in outputs if o.endswith("metrics.csv")]  # the maps need no evaluation

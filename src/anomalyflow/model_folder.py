@@ -83,7 +83,8 @@ EFFICIENTAD_FOLDER = ModelFolder(
      "teacher_stats": "teacher_stats.pt", "quantiles": "quantiles.json"},
     {"fit": ("model", "student", "autoencoder", "teacher", "teacher_stats"), "fit_quantiles": ("quantiles",)},
 )
-PUAD_FOLDER = ModelFolder("puad", {"gaussian": "gaussian.npz"}, {"fit": ("gaussian", "model")})
+PUAD_FOLDER = ModelFolder("puad", {"gaussian": "gaussian.npz", "position_mean": "position_mean.npz"},
+                          {"fit": ("gaussian", "position_mean", "model")})
 PNI_FOLDER = ModelFolder(
     "pni",
     {"emb": "coreset_emb.faiss", "dist": "coreset_dist.faiss", "emb_edge": "coreset_emb_edge.faiss",

@@ -19,14 +19,12 @@ method's ``maps.npz`` (outputs.py) as such a folder for one category:
 - **Names.** ``test/<defect_type>/<stem of the image>.tiff``, the image's own folder and file name; two test
   images that would share a name stop with a :class:`DataError`.
 
-The folder is written atomically (all maps or none). :func:`link_official_maps` gives a method whose maps
-are another's (PUAD: its base EfficientAD's) the same folder as hard links, so it costs no space.
+The folder is written atomically (all maps or none).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +44,7 @@ from anomalyflow.ties import TieStats, break_ties, tie_room
 
 log = get_logger(__name__)
 
-__all__ = ["full_size_maps", "link_official_maps", "official_map_names", "write_official_maps"]
+__all__ = ["full_size_maps", "official_map_names", "write_official_maps"]
 
 
 def official_map_names(test: pd.DataFrame) -> list[str]:
@@ -128,20 +126,3 @@ def write_official_maps(samples_path: str | os.PathLike, maps_path: str | os.Pat
                     "without reordering pixels); the MVTec LOCO evaluator may stop on these maps", out_dir)
     return stats
 
-
-def link_official_maps(source_dir: str | os.PathLike, out_dir: str | os.PathLike) -> None:
-    """``out_dir`` as a copy of the official-layout folder ``source_dir`` made of hard links (copies where the
-    file system has none). Only the maps (``test/*/*.tiff``) are linked, nothing a workflow tool keeps there."""
-    source = Path(source_dir)
-    files = sorted(source.glob("test/*/*.tiff"))
-    if not files:
-        raise DataError(f"{source}: no anomaly maps (test/<defect_type>/<image>.tiff) to link")
-    with atomic_path(out_dir, directory=True) as tmp:
-        for file in files:
-            target = tmp / file.relative_to(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(file, target)
-            except OSError:
-                shutil.copy2(file, target)
-    log.info("%d maps of %s linked into %s", len(files), source, out_dir)

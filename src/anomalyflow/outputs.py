@@ -10,7 +10,9 @@ part of its original image the map covers, as fractions (``(0, 0, 1, 1)`` = the 
 centre crop covers less, and how much depends on the image's aspect ratio; see
 :mod:`anomalyflow.frames`). Evaluation cuts each mask with its own image's frame before comparing.
 Files written before frames were per image hold one frame ``[4]`` for all maps; :func:`read_maps`
-repeats it.
+repeats it. A method may add further maps of the same images under names of its own, float32 ``[N, H, W]``
+each (PUAD's ``logical``, see :mod:`anomalyflow.puad`): evaluation ignores them, the report shows them
+(:func:`read_map_layers`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from anomalyflow.errors import DataError, NumericalError
 from anomalyflow.frames import FULL_FRAME, as_frames
 
 SCORE_COLUMNS = ["path", "split", "defect_type", "label", "anomaly_kind", "score"]
+MAPS_ARRAYS = ("maps", "paths", "frame")  # the arrays every maps.npz has; any other is an extra map layer
 
 
 def scores_table(rows: pd.DataFrame, scores, **extra) -> pd.DataFrame:
@@ -59,17 +62,23 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
-def write_maps(path: str | os.PathLike, paths, maps, frames=FULL_FRAME) -> None:
-    """Write ``maps`` ``[N, H, W]`` of ``paths`` with their ``frames`` (``[N, 4]``, or one ``[4]`` for all)."""
-    array = np.asarray(maps, dtype=np.float32)
-    if array.ndim != 3 or array.shape[0] != len(paths):
-        raise ValueError(f"maps must be [N, H, W] for {len(paths)} paths, got {array.shape}")
-    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
-    if not finite.all():
-        raise NumericalError(f"{path}: the model produced non-finite anomaly maps (first for "
-                             f"{paths[int(np.flatnonzero(~finite)[0])]}); check that the training images are not "
-                             "constant, or lower the learning rate")
-    save_npz(path, maps=array, paths=np.asarray([str(p) for p in paths]), frame=as_frames(frames, len(array)))
+def write_maps(path: str | os.PathLike, paths, maps, frames=FULL_FRAME, **layers) -> None:
+    """Write ``maps`` ``[N, H, W]`` of ``paths`` with their ``frames`` (``[N, 4]``, or one ``[4]`` for all) and any
+    extra map ``layers`` (name → ``[N, H', W']``, stored float32 under that name)."""
+    arrays = {name: np.asarray(values, dtype=np.float32) for name, values in {"maps": maps, **layers}.items()}
+    clashing = sorted(set(layers) & set(MAPS_ARRAYS))
+    if clashing:
+        raise ValueError(f"an extra map may not be named {clashing[0]!r}")
+    for name, array in arrays.items():
+        if array.ndim != 3 or array.shape[0] != len(paths):
+            raise ValueError(f"{name} must be [N, H, W] for {len(paths)} paths, got {array.shape}")
+        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        if not finite.all():
+            raise NumericalError(f"{path}: the model produced non-finite anomaly maps ({name}, first for "
+                                 f"{paths[int(np.flatnonzero(~finite)[0])]}); check that the training images are "
+                                 "not constant, or lower the learning rate")
+    save_npz(path, **arrays, paths=np.asarray([str(p) for p in paths]),
+             frame=as_frames(frames, len(arrays["maps"])))
 
 
 def read_metrics(paths: Sequence[str | os.PathLike], *, what: str) -> pd.DataFrame:
@@ -101,3 +110,15 @@ def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarra
     except (KeyError, ValueError, OSError) as error:
         raise DataError(f"{path}: not an anomaly-map file ({error})") from None
     return maps, paths, frames
+
+
+def read_map_layers(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The extra maps of a ``maps.npz`` (name → float32 ``[N, H, W]``, in the order of its ``paths``); none for
+    most methods. Raises :class:`DataError` naming the file if it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name].astype(np.float32) for name in data.files if name not in MAPS_ARRAYS}
+    except FileNotFoundError:
+        raise DataError(f"{path}: anomaly maps not found") from None
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path}: not an anomaly-map file ({error})") from None

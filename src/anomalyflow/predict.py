@@ -30,7 +30,6 @@ from anomalyflow.frames import FULL_FRAME, map_frames, pixel_box
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import MODEL_JSON
 from anomalyflow.outputs import read_maps, read_scores
-from anomalyflow.readers import load_json
 
 log = get_logger(__name__)
 
@@ -49,10 +48,8 @@ def list_input_images(source: str | os.PathLike) -> list[str]:
 
 
 def _method_outputs(model_dir: Path) -> tuple[Path, Path]:
-    """The folder's scores.csv and the maps.npz its maps come from (PUAD's are its EfficientAD's)."""
-    meta = load_json(model_dir / MODEL_JSON)
-    maps_dir = (model_dir / meta["efficientad_dir"]).resolve() if "efficientad_dir" in meta else model_dir
-    return model_dir / "scores.csv", maps_dir / "maps.npz"
+    """The folder's scores.csv and maps.npz (every family writes both; PUAD's map is its fused one)."""
+    return model_dir / "scores.csv", model_dir / "maps.npz"
 
 
 def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -> float | None:

@@ -29,12 +29,13 @@ log = get_logger(__name__)
 @torch.no_grad()
 def score_paths(model, paths, *, batch_size: int, num_workers: int = 0,
                 desc: str | None = "scoring") -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Scores ``[N]``, maps ``[N, H, W]`` (float32, CPU) and any per-image extra scores of the images.
+    """Scores ``[N]``, maps ``[N, H, W]`` (float32, CPU) and any extras of the images.
 
     The batch size halves on CUDA out-of-memory errors (:mod:`anomalyflow.batching`).
 
     ``model.predict`` returns ``(scores, maps)`` or ``(scores, maps, extras)`` with ``extras`` a dict of
-    per-image arrays (e.g. PUAD's two component scores), which become extra columns of ``scores.csv``.
+    per-image arrays ``[B]`` (e.g. PUAD's two component scores; float64 here, columns of ``scores.csv``) or
+    per-image maps ``[B, H, W]`` (numpy or torch; PUAD's logical map; float32 here, extra arrays of ``maps.npz``).
     """
     scores = np.empty(len(paths), dtype=np.float64)
     maps = None
@@ -43,14 +44,19 @@ def score_paths(model, paths, *, batch_size: int, num_workers: int = 0,
     def predict(batch: torch.Tensor):
         batch_scores, batch_maps, *rest = model.predict(batch)
         # Converted inside the retried call: ``.float()`` of half-precision maps allocates on the GPU too.
-        return batch_scores, batch_maps.float().cpu().numpy(), rest
+        extra = {name: values.float().cpu().numpy() if torch.is_tensor(values) else np.asarray(values)
+                 for name, values in (rest[0] if rest else {}).items()}
+        return batch_scores, batch_maps.float().cpu().numpy(), extra
 
     for rows, (batch_scores, batch_maps, rest) in map_batches(predict, paths, model.transform(), batch_size,
                                                               device=model.device, num_workers=num_workers,
                                                               desc=desc, what="scoring"):
         scores[rows] = batch_scores
-        for name, values in (rest[0] if rest else {}).items():
-            extras.setdefault(name, np.empty(len(paths), dtype=np.float64))[rows] = values
+        for name, values in rest.items():
+            if name not in extras:
+                dtype = np.float64 if values.ndim == 1 else np.float32
+                extras[name] = np.empty((len(paths), *values.shape[1:]), dtype=dtype)
+            extras[name][rows] = values
         if maps is None:
             maps = np.empty((len(paths), *batch_maps.shape[-2:]), dtype=np.float32)
         maps[rows] = batch_maps
@@ -74,8 +80,10 @@ def score_category(
     log.info("scoring %d images (%d validation, %d test) on %s", len(rows), (rows["split"] == "validation").sum(),
              (rows["split"] == "test").sum(), model.device)
     scores, maps, extras = score_paths(model, rows["path"].tolist(), batch_size=batch_size, num_workers=num_workers)
-    table_out = scores_table(rows, scores, **extras)
+    columns = {name: values for name, values in extras.items() if values.ndim == 1}
+    layers = {name: values for name, values in extras.items() if values.ndim != 1}
+    table_out = scores_table(rows, scores, **columns)
     if maps_path is not None:
-        write_maps(maps_path, rows["path"].tolist(), maps, map_frames(model, rows["path"].tolist()))
+        write_maps(maps_path, rows["path"].tolist(), maps, map_frames(model, rows["path"].tolist()), **layers)
     write_scores(scores_path, table_out)
     return table_out

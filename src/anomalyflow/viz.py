@@ -13,7 +13,10 @@ What a figure shows, and why:
 - The anomaly-map grid: a few test images per defect type (round-robin over the types, so every kind of
   defect appears), their ground truth, and each method's map over the image. A method's maps share one
   colour scale across the grid (its test maps' 1st-99.9th percentile), so a bright region means the same
-  in every row. Methods that share one map (PUAD uses its EfficientAD's) share one column.
+  in every row. Methods that share one maps file share one column. A method's extra maps (PUAD's
+  ``logical``: each position's share of the Mahalanobis distance) get a column each, coloured from 0 to the
+  99.9th percentile: a signed contribution map, whose negative terms (positions that pull the pooled
+  features back towards the normal mean) are evidence of nothing and are drawn like zero.
 - The metric table and bar chart show the numbers of ``metrics.csv``, nothing recomputed; the operating
   points table those of each method's ``operating_points.csv``.
 """
@@ -32,7 +35,7 @@ from anomalyflow.atomic import atomic_path, write_text
 from anomalyflow.data.table import read_samples, split_rows
 from anomalyflow.errors import DataError
 from anomalyflow.frames import pixel_box
-from anomalyflow.outputs import read_maps, read_metrics, read_scores
+from anomalyflow.outputs import read_map_layers, read_maps, read_metrics, read_scores
 
 PathLike = str | os.PathLike
 # Columns of the metric table, in this order, where a dataset has them (anomalyflow.evaluate's names; not
@@ -196,7 +199,7 @@ def map_grid_figure(samples: PathLike, maps: Mapping[str, PathLike], *, n_images
     test = split_rows(read_samples(samples), "test")
     examples = pick_examples(test, n_images)
     columns = _map_columns(maps)
-    loaded = {title: _selected_maps(path, list(examples["path"])) for title, path in columns.items()}
+    loaded = {title: _selected_maps(path, list(examples["path"]), layer) for title, (path, layer) in columns.items()}
     n_cols = 2 + len(columns)
     figure, axes = plt.subplots(len(examples), n_cols, figsize=(CELL_INCHES * n_cols, CELL_INCHES * len(examples)),
                                 squeeze=False)
@@ -227,22 +230,33 @@ def map_grid_figure(samples: PathLike, maps: Mapping[str, PathLike], *, n_images
     return figure
 
 
-def _map_columns(maps: Mapping[str, PathLike]) -> dict[str, PathLike]:
-    """One column per distinct maps file, titled by every method that uses it."""
+def _map_columns(maps: Mapping[str, PathLike]) -> dict[str, tuple[PathLike, str | None]]:
+    """Title → (maps file, extra map or None): one column per distinct maps file, titled by every method that uses
+    it, then one per extra map it holds."""
     by_file: dict[str, list[str]] = {}
     for method, path in maps.items():
         by_file.setdefault(os.fspath(path), []).append(method)
-    return {" / ".join(methods): path for path, methods in by_file.items()}
+    columns: dict[str, tuple[PathLike, str | None]] = {}
+    for path, methods in by_file.items():
+        title = " / ".join(methods)
+        columns[title] = (path, None)
+        columns.update({f"{title}: {layer}": (path, layer) for layer in read_map_layers(path)})
+    return columns
 
 
-def _selected_maps(path: PathLike, wanted: list[str]) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """The maps of ``wanted`` images, the frames they cover, and a colour scale from all test maps."""
+def _selected_maps(path: PathLike, wanted: list[str],
+                   layer: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The maps (or extra ``layer``) of ``wanted`` images, the frames they cover, and a colour scale from all
+    test maps (from 0 for an extra layer: only positive contributions are drawn)."""
     maps, paths, frames = read_maps(path)
+    if layer is not None:
+        maps = read_map_layers(path)[layer]
     position = {p: i for i, p in enumerate(paths)}
     missing = [p for p in wanted if p not in position]
     if missing:
         raise DataError(f"{path}: no anomaly map for test image {missing[0]}; rerun the scoring rule")
     low, high = np.percentile(maps, [1.0, 99.9])
+    low = low if layer is None else 0.0
     order = [position[p] for p in wanted]
     return maps[order], frames[order], (float(low), float(max(high, low + 1e-12)))
 

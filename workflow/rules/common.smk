@@ -275,15 +275,9 @@ def efficientad_penalty_folder(wildcards):
 # --- evaluation --------------------------------------------------------------------------------
 
 
-def maps_method(dataset, category, method):
-    """The method whose maps.npz is a method's map: PUAD's map is its base EfficientAD's, others have their own."""
-    params = method_params(config, dataset, category, method)
-    return params["base"] if params["family"] == "puad" else method
-
-
 def maps_of(wildcards):
-    method = maps_method(wildcards.dataset, wildcards.category, wildcards.method)
-    return f"results/{wildcards.dataset}/{wildcards.category}/{method}/maps.npz"
+    """A method's own maps.npz (every family writes one; PUAD's holds its fused map)."""
+    return f"results/{wildcards.dataset}/{wildcards.category}/{wildcards.method}/maps.npz"
 
 
 def defects_config(wildcards):
@@ -293,13 +287,6 @@ def defects_config(wildcards):
     return [f"{dataset_root(wildcards.dataset)}/{wildcards.category}/defects_config.json"]
 
 
-def own_maps_regex():
-    """A wildcard constraint matching the methods with maps of their own (all but PUAD, see maps_method)."""
-    puad = set(methods_of_family(config, "puad"))
-    names = [name for name in config.get("methods", {}) if name not in puad]
-    return "|".join(names) if names else "NO_METHOD_WITH_OWN_MAPS"
-
-
 def official_maps_wanted(wildcards):
     """The official-layout map folders all.csv includes: every category x method when official_maps is true."""
     if not config["official_maps"]:
@@ -307,12 +294,6 @@ def official_maps_wanted(wildcards):
     spec = ds(wildcards)
     return expand("results/{dataset}/official_maps/{method}/{category}", dataset=wildcards.dataset,
                   method=spec["methods"], category=spec["categories"])
-
-
-def linked_official_maps(wildcards):
-    """The official-layout folder of the method whose maps a PUAD method shows (its base EfficientAD)."""
-    base = maps_method(wildcards.dataset, wildcards.category, wildcards.method)
-    return f"results/{wildcards.dataset}/official_maps/{base}/{wildcards.category}"
 
 
 def provenance(wildcards):
@@ -337,14 +318,12 @@ def ensemble_members(wildcards):
 
 
 def ensemble_inputs(kind):
-    """Input function: the members' scores or maps (a PUAD member contributes its base's maps)."""
+    """Input function: the members' scores or maps (``kind``: "scores" or "maps")."""
 
     def inputs(wildcards):
         folder = f"results/{wildcards.dataset}/{wildcards.category}"
-        if kind == "scores":
-            return [f"{folder}/{member}/scores.csv" for member in ensemble_members(wildcards)]
-        return [f"{folder}/{maps_method(wildcards.dataset, wildcards.category, m)}/maps.npz"
-                for m in ensemble_members(wildcards)]
+        name = "scores.csv" if kind == "scores" else "maps.npz"
+        return [f"{folder}/{member}/{name}" for member in ensemble_members(wildcards)]
 
     return inputs
 
@@ -353,15 +332,12 @@ def ensemble_inputs(kind):
 
 
 def category_method_files(name):
-    """Input function: one file per method of {category}, in the config's order (a PUAD method's maps
-    are its base EfficientAD's); the report script pairs them with params.methods by position."""
+    """Input function: one file per method of {category}, in the config's order; the report script pairs
+    them with params.methods by position."""
 
     def files(wildcards):
         folder = f"results/{wildcards.dataset}/{wildcards.category}"
-        methods = ds(wildcards)["methods"]
-        if name == "maps.npz":
-            return [f"{folder}/{maps_method(wildcards.dataset, wildcards.category, m)}/maps.npz" for m in methods]
-        return [f"{folder}/{m}/{name}" for m in methods]
+        return [f"{folder}/{m}/{name}" for m in ds(wildcards)["methods"]]
 
     return files
 

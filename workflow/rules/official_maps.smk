@@ -10,8 +10,6 @@ rule official_maps_write:
         maps="results/{dataset}/{category}/{method}/maps.npz",
     output:
         directory("results/{dataset}/official_maps/{method}/{category}"),
-    wildcard_constraints:
-        method=own_maps_regex(),
     log:
         "logs/{dataset}/{category}/{method}/official_maps_write.log",
     benchmark:
@@ -23,20 +21,3 @@ rule official_maps_write:
     script:
         "../scripts/official_maps_write.py"
 
-
-# A PUAD method's maps are its base EfficientAD's: the same files, hard-linked (no extra space).
-rule official_maps_link:
-    input:
-        code=code("anomalyflow.official_maps"),
-        maps=linked_official_maps,
-    output:
-        directory("results/{dataset}/official_maps/{method}/{category}"),
-    wildcard_constraints:
-        method=family_regex("puad"),
-    log:
-        "logs/{dataset}/{category}/{method}/official_maps_link.log",
-    localrule: True
-    conda:
-        "../../envs/cpu.yaml"
-    script:
-        "../scripts/official_maps_link.py"

@@ -1,4 +1,5 @@
-# PUAD: a Gaussian on EfficientAD's pooled student features, fused with its score by z-scores.
+# PUAD: a Gaussian on EfficientAD's pooled student features, fused with its score (and its logical map with
+# EfficientAD's map) by validation z-scores.
 
 
 rule puad_fit:
@@ -33,6 +34,7 @@ rule puad_score:
         base=base_model_files("efficientad"),
     output:
         scores="results/{dataset}/{category}/{method}/scores.csv",
+        maps="results/{dataset}/{category}/{method}/maps.npz",
     wildcard_constraints:
         method=family_regex("puad"),
     params:

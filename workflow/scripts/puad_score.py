@@ -7,4 +7,4 @@ from anomalyflow.scoring import score_category
 with rule_job(snakemake) as run:
     o = snakemake.output
     model = PUAD.load(Path(o.scores).parent, run.device)
-    score_category(model, snakemake.input.samples, o.scores, None, num_workers=run.num_workers)
+    score_category(model, snakemake.input.samples, o.scores, o.maps, num_workers=run.num_workers)

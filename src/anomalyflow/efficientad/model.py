@@ -144,16 +144,19 @@ class EfficientAD:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
         """Image scores ``[B]`` (numpy) and anomaly maps ``[B, H, W]`` at the input's size (torch, device)."""
-        scores, maps, _ = self.predict_and_pool(images, None)
+        scores, maps, _, _ = self.predict_and_pool(images, None)
         return scores, maps
 
     @torch.no_grad()
-    def predict_and_pool(self, images: torch.Tensor,
-                         which: str | None) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
+    def predict_and_pool(self, images: torch.Tensor, which: str | None, position_map=None
+                         ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """:meth:`predict` plus, from the same forward pass, :meth:`pooled_features` ``[B, 384]`` of ``which``
-        (None: no features), run in :meth:`micro_batches`."""
+        (None: no features) and, when ``position_map`` is given, a second map ``[B, H, W]`` float32 in the anomaly
+        map's geometry: ``position_map`` takes the unpooled features ``[b, 384, h, w]`` (:meth:`feature_grid`) and
+        returns one value per position ``[b, h, w]``, which is padded and resized like the anomaly map (PUAD's
+        logical map). Run in :meth:`micro_batches`."""
         size = tuple(images.shape[-2:])
-        scores, maps, features = [], [], []
+        scores, maps, features, extra = [], [], [], []
         for chunk in self.micro_batches(images):
             outputs = self.outputs(chunk)
             chunk_scores, chunk_maps = self.scores_and_maps(outputs, size)
@@ -161,7 +164,15 @@ class EfficientAD:
             maps.append(chunk_maps)
             if which is not None:
                 features.append(self.pooled_features(outputs, which))
-        return np.concatenate(scores), torch.cat(maps), torch.cat(features) if features else None
+            if position_map is not None:
+                extra.append(self.image_geometry(position_map(self.feature_grid(outputs, which)).float(), size))
+        return (np.concatenate(scores), torch.cat(maps), torch.cat(features) if features else None,
+                torch.cat(extra) if extra else None)
+
+    def image_geometry(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Feature-grid maps ``[B, h, w]`` → the anomaly map's geometry ``[B, *size]``: ``map_padding`` zeros per
+        side, then a bilinear resize (A6)."""
+        return resize(pad_constant(maps, int(self.params["map_padding"])), size)
 
     def scores_and_maps(self, outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                         size: tuple[int, int]) -> tuple[np.ndarray, torch.Tensor]:
@@ -175,8 +186,7 @@ class EfficientAD:
         ae = 0.1 * (ae - q["q_ae_a"]) / (q["q_ae_b"] - q["q_ae_a"])
         combined = 0.5 * st + 0.5 * ae
         # Normalising before the resize equals P's resize-then-normalise: bilinear weights sum to one.
-        combined = pad_constant(combined, int(self.params["map_padding"]))
-        maps = resize(combined, size)
+        maps = self.image_geometry(combined, size)
         scores = maps.reshape(maps.shape[0], -1).amax(dim=1)
         if not bool(torch.isfinite(scores).all()):
             raise NumericalError("EfficientAD produced non-finite anomaly maps; the training images may be constant "
@@ -187,9 +197,13 @@ class EfficientAD:
                         which: str = "student") -> torch.Tensor:
         """PUAD's f(x) ``[B, 384]`` from :meth:`outputs`: the spatial mean of the raw student ST head
         (``student``, the default) or of the normalised teacher output (``teacher``)."""
+        return self._finite(self.feature_grid(outputs, which).mean(dim=(2, 3)), which)
+
+    def feature_grid(self, outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                     which: str = "student") -> torch.Tensor:
+        """The features PUAD pools, before pooling: ``[B, 384, h, w]`` (56² for 256² inputs), from :meth:`outputs`."""
         teacher, student, _ = outputs
-        source = student[:, : self.out_channels] if which == "student" else teacher
-        return self._finite(source.mean(dim=(2, 3)), which)
+        return student[:, : self.out_channels] if which == "student" else teacher
 
     @torch.no_grad()
     def student_features(self, images: torch.Tensor) -> torch.Tensor:
