@@ -106,14 +106,19 @@ def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float,
 def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_dir: str | os.PathLike, *,
                    threshold: str | None = "quantile", quantile: float = 0.99, map_format: str = "tiff",
                    batch_size: int | None = None, device: str = "auto", num_workers: int = 0) -> pd.DataFrame:
-    """Score ``images`` with the model in ``model_dir``; write maps, overlays and predictions.csv to ``out_dir``."""
-    from PIL import Image
+    """Score ``images`` with the model in ``model_dir``; write maps, overlays and predictions.csv to ``out_dir``.
 
+    ``model_dir`` may also be an exported ``.onnx`` file (``anomalyflow export``), scored by onnxruntime without
+    torch (:func:`anomalyflow.export.runtime.predict_exported`)."""
+    if str(model_dir).endswith(".onnx"):
+        from anomalyflow.export.runtime import predict_exported
+
+        return predict_exported(model_dir, images, out_dir, threshold=threshold, quantile=quantile,
+                                map_format=map_format, batch_size=batch_size, device=device)
     from anomalyflow.families import load_model
     from anomalyflow.scoring import score_paths
 
-    if map_format not in ("tiff", "npy"):
-        raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
+    check_map_format(map_format)
     folder = Path(model_dir)
     if not (folder / MODEL_JSON).is_file():
         raise DataError(f"{folder}: not a trained model folder (no model.json); point --model at "
@@ -123,8 +128,22 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
     cut = resolve_threshold(folder, threshold, quantile)
     scores, maps, _ = score_paths(model, paths, batch_size=batch_size or model.params.get("batch_size", 16),
                                   num_workers=num_workers, desc="predict")
-    frames = map_frames(model, paths)
-    low, high = colour_range(folder)
+    return write_predictions(out_dir, paths, scores, maps, map_frames(model, paths), colour_range(folder), cut,
+                             map_format)
+
+
+def check_map_format(map_format: str) -> None:
+    if map_format not in ("tiff", "npy"):
+        raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
+
+
+def write_predictions(out_dir: str | os.PathLike, paths: list[str], scores: np.ndarray, maps: np.ndarray, frames,
+                      colours: tuple[float, float], cut: float | None, map_format: str) -> pd.DataFrame:
+    """Per image a map file and an overlay PNG, then ``predictions.csv`` (scores ``[N]``, maps ``[N, H, W]``,
+    frames ``[N, 4]``, the overlay colour range ``(low, high)``, the threshold or None)."""
+    from PIL import Image
+
+    low, high = colours
     out = Path(out_dir)
     names = _unique_stems(paths)
     boxes = []
@@ -163,8 +182,9 @@ def _write_map(path: Path, anomaly_map: np.ndarray) -> None:
 
 
 def add_predict_command(sub) -> None:
-    parser = sub.add_parser("predict", help="score new images with a trained model folder")
-    parser.add_argument("--model", required=True, help="a model folder: results/<dataset>/<category>/<method>")
+    parser = sub.add_parser("predict", help="score new images with a trained model folder or an exported model")
+    parser.add_argument("--model", required=True, help="a model folder (results/<dataset>/<category>/<method>) or "
+                                                       "an exported .onnx file (anomalyflow export; needs no torch)")
     parser.add_argument("--images", required=True, help="an image file or a folder of images (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--threshold", default="quantile",
@@ -173,7 +193,7 @@ def add_predict_command(sub) -> None:
     parser.add_argument("--quantile", type=float, default=0.99, help="for --threshold quantile (default 0.99)")
     parser.add_argument("--map-format", choices=("tiff", "npy"), default="tiff")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (an .onnx model: auto | cpu | cuda)")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.set_defaults(func=_run)
 
