@@ -139,5 +139,13 @@ def _run(args) -> None:
     print(f"wrote {export_model(args.model, args.out, fmt=args.format)}")
 
 
-__all__ = ["EXPORTABLE", "FORMATS", "NOT_EXPORTABLE", "add_export_command", "build_graph", "export_model",
-           "export_metadata", "write_export_table"]
+__all__ = [
+    "EXPORTABLE",
+    "FORMATS",
+    "NOT_EXPORTABLE",
+    "add_export_command",
+    "build_graph",
+    "export_metadata",
+    "export_model",
+    "write_export_table",
+]
