@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,8 @@ import pandas as pd
 from anomalyflow.atomic import save_npz, write_csv
 from anomalyflow.errors import DataError, NumericalError
 from anomalyflow.frames import FULL_FRAME, as_frames
+from anomalyflow.model_folder import MODEL_JSON
+from anomalyflow.readers import load_json
 
 SCORE_COLUMNS = ["path", "split", "defect_type", "label", "anomaly_kind", "score"]
 
@@ -101,3 +104,27 @@ def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarra
     except (KeyError, ValueError, OSError) as error:
         raise DataError(f"{path}: not an anomaly-map file ({error})") from None
     return maps, paths, frames
+
+
+def method_outputs(model_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """The folder's scores.csv and the maps.npz its maps come from (PUAD's are its EfficientAD's)."""
+    model_dir = Path(model_dir)
+    meta = load_json(model_dir / MODEL_JSON)
+    maps_dir = (model_dir / meta["efficientad_dir"]).resolve() if "efficientad_dir" in meta else model_dir
+    return model_dir / "scores.csv", maps_dir / "maps.npz"
+
+
+def colour_range(model_dir: str | os.PathLike, threshold_map: float | None = None) -> tuple[float, float]:
+    """(low, high) of the overlay colour scale of a model folder's maps (``anomalyflow predict``'s overlays): the
+    median and the maximum (or ``threshold_map``, if larger) of its validation normals' map values."""
+    scores_path, maps_path = method_outputs(model_dir)
+    if not maps_path.is_file():
+        return 0.0, 1.0
+    maps, paths, _ = read_maps(maps_path)
+    splits = read_scores(scores_path).set_index("path")["split"] if scores_path.is_file() else pd.Series(dtype=str)
+    normal = np.array([splits.get(p) == "validation" for p in paths])
+    reference = maps[normal] if normal.any() else maps
+    low, high = float(np.median(reference)), float(reference.max())
+    if threshold_map is not None:
+        high = max(high, threshold_map)
+    return low, high if high > low else low + 1.0

@@ -28,8 +28,7 @@ from anomalyflow.errors import DataError
 from anomalyflow.frames import FULL_FRAME, map_frames, pixel_box
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import MODEL_JSON
-from anomalyflow.outputs import read_maps, read_scores
-from anomalyflow.readers import load_json
+from anomalyflow.outputs import colour_range, method_outputs, read_scores
 
 log = get_logger(__name__)
 
@@ -47,12 +46,6 @@ def list_input_images(source: str | os.PathLike) -> list[str]:
     return images
 
 
-def _method_outputs(model_dir: Path) -> tuple[Path, Path]:
-    """The folder's scores.csv and the maps.npz its maps come from (PUAD's are its EfficientAD's)."""
-    meta = load_json(model_dir / MODEL_JSON)
-    maps_dir = (model_dir / meta["efficientad_dir"]).resolve() if "efficientad_dir" in meta else model_dir
-    return model_dir / "scores.csv", maps_dir / "maps.npz"
-
 
 def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -> float | None:
     from anomalyflow.thresholds import f1_threshold, quantile_threshold
@@ -60,28 +53,13 @@ def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -
     if threshold in (None, "none"):
         return None
     if threshold in ("quantile", "f1"):
-        scores_path, _ = _method_outputs(model_dir)
+        scores_path, _ = method_outputs(model_dir)
         scores = read_scores(scores_path)
         return quantile_threshold(scores, quantile) if threshold == "quantile" else f1_threshold(scores)
     try:
         return float(threshold)
     except ValueError:
         raise DataError(f"--threshold: {threshold!r} is not none, quantile, f1 or a number") from None
-
-
-def colour_range(model_dir: Path, threshold_map: float | None = None) -> tuple[float, float]:
-    """(low, high) of the overlay colour scale, from the validation normals' maps."""
-    scores_path, maps_path = _method_outputs(model_dir)
-    if not maps_path.is_file():
-        return 0.0, 1.0
-    maps, paths, _ = read_maps(maps_path)
-    splits = read_scores(scores_path).set_index("path")["split"] if scores_path.is_file() else pd.Series(dtype=str)
-    normal = np.array([splits.get(p) == "validation" for p in paths])
-    reference = maps[normal] if normal.any() else maps
-    low, high = float(np.median(reference)), float(reference.max())
-    if threshold_map is not None:
-        high = max(high, threshold_map)
-    return low, high if high > low else low + 1.0
 
 
 def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float, alpha: float = 0.5,

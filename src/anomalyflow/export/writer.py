@@ -49,8 +49,10 @@ def build_graph(model_dir: str | os.PathLike):
     cannot be exported, naming why."""
     import torch
 
+    from anomalyflow.efficientad.model import EfficientAD
     from anomalyflow.export.graphs import EfficientADGraph, PatchCoreGraph, PUADGraph
-    from anomalyflow.families import load_model
+    from anomalyflow.patchcore import PatchCore
+    from anomalyflow.puad import PUAD
 
     folder = Path(model_dir)
     if not (folder / MODEL_JSON).is_file():
@@ -59,9 +61,10 @@ def build_graph(model_dir: str | os.PathLike):
     family = read_family(folder)
     if family in NOT_EXPORTABLE:
         raise ConfigError(f"{folder}: {NOT_EXPORTABLE[family]}")
-    model = load_model(folder, torch.device("cpu"))
-    graph_class = {"patchcore": PatchCoreGraph, "efficientad": EfficientADGraph, "puad": PUADGraph}[family]
-    graph = graph_class(model).eval()
+    # Each family's own class, not anomalyflow.families: an export job's code is its families' alone (no PNI).
+    model_class, graph_class = {"patchcore": (PatchCore, PatchCoreGraph), "puad": (PUAD, PUADGraph),
+                                "efficientad": (EfficientAD, EfficientADGraph)}[family]
+    graph = graph_class(model_class.load(folder, torch.device("cpu"))).eval()
     names = ["score", "map"] + (["score_efficientad", "score_mahalanobis"] if family == "puad" else [])
     size = graph.efficientad.size if family == "puad" else graph.size
     return graph, names, size, family
@@ -99,8 +102,7 @@ def export_model(model_dir: str | os.PathLike, out_path: str | os.PathLike | Non
 
 def export_metadata(folder: Path, family: str, size: int) -> dict:
     """What scoring from the file alone needs beside the graph (stored as JSON in the ONNX metadata)."""
-    from anomalyflow.outputs import read_scores
-    from anomalyflow.predict import colour_range
+    from anomalyflow.outputs import colour_range, read_scores
 
     scores_path = folder / "scores.csv"
     validation = []
