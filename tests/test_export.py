@@ -64,9 +64,16 @@ def test_the_bank_search_in_the_graph_equals_faiss(tmp_path, k):
     np.testing.assert_allclose(distances, np.sqrt(squared), rtol=1e-4, atol=1e-4)
 
 
-def test_an_exported_patchcore_scores_like_its_folder_without_torch(model_dir, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def exported(model_dir, tmp_path_factory):  # noqa: F811
+    """The tiny PatchCore folder of test_predict, exported once."""
+    folder, _ = model_dir
+    return export_model(folder, tmp_path_factory.mktemp("export") / "patchcore.onnx")
+
+
+def test_an_exported_patchcore_scores_like_its_folder_without_torch(model_dir, exported, tmp_path):  # noqa: F811
     folder, new_images = model_dir
-    path = export_model(folder, tmp_path / "patchcore.onnx")
+    path = exported
     scores = read_scores(folder / "scores.csv")
     model = ExportedModel(path, "cpu")
     got, maps, _ = model.score_paths(scores["path"].tolist(), batch_size=3)
@@ -92,8 +99,8 @@ def test_the_torch_blocker_blocks_torch(tmp_path):
     assert run.returncode != 0 and "torch" in run.stderr
 
 
-def test_what_cannot_be_exported_stops_with_one_line(tmp_path, model_dir):  # noqa: F811
-    folder, images = model_dir
+def test_what_cannot_be_exported_stops_with_one_line(tmp_path, model_dir, exported):  # noqa: F811
+    _, images = model_dir
     fake = tmp_path / "pni_x"
     fake.mkdir()
     (fake / "model.json").write_text('{"family": "pni"}')
@@ -102,8 +109,7 @@ def test_what_cannot_be_exported_stops_with_one_line(tmp_path, model_dir):  # no
                              capture_output=True, text=True)
         assert run.returncode != 0 and words in run.stderr, run.stderr
         assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
-    path = export_model(folder, tmp_path / "m.onnx")
-    run = subprocess.run([sys.executable, "-m", "anomalyflow", "predict", "--model", str(path), "--images",
+    run = subprocess.run([sys.executable, "-m", "anomalyflow", "predict", "--model", str(exported), "--images",
                           str(images), "--out", str(tmp_path / "o"), "--threshold", "f1"],
                          capture_output=True, text=True, env=torch_free_env(tmp_path))
     assert run.returncode != 0 and "f1" in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
