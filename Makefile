@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.anomalyflow-installed
 
-.PHONY: venv demo test test-quick lint report bench bench-venv gpu-wheels gpu-check gpu-command clean-results
+.PHONY: venv demo export test test-quick lint report bench bench-venv gpu-wheels gpu-check gpu-command clean-results
 
 venv: $(STAMP)
 
@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[$(FAISS),workflow,dev]"
+	$(BIN)/python -m pip install -q -e ".[$(FAISS),workflow,dev,export]"
 	@touch $@
 
 demo: venv
-	$(BIN)/snakemake --cores $(CORES) results/demo/all.csv
+	$(BIN)/snakemake --cores $(CORES) results/demo/all.csv results/demo/exports/exports.csv
 	@echo; echo "results table: results/demo/all.csv"; $(BIN)/python -m anomalyflow.results_table --show results/demo/all.csv
+
+# The demo's models as ONNX files (results/demo/exports/<category>/<method>.onnx), scored without torch by
+# `anomalyflow predict --model <file>.onnx`; exports.csv says which methods have none and why.
+export: venv
+	$(BIN)/snakemake --cores $(CORES) results/demo/exports/exports.csv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

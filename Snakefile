@@ -36,6 +36,7 @@ include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/official_maps.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

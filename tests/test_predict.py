@@ -13,9 +13,9 @@ from test_patchcore import PARAMS, _dataset
 
 from anomalyflow.families import score_folder
 from anomalyflow.metrics import image_auroc
-from anomalyflow.outputs import read_maps, read_scores
+from anomalyflow.outputs import method_outputs, read_maps, read_scores
 from anomalyflow.patchcore import fit_patchcore
-from anomalyflow.predict import _method_outputs, predict_images, resolve_threshold
+from anomalyflow.predict import predict_images, resolve_threshold
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_predict_scores_every_demo_model_folder_as_the_workflow_did(demo_run, tm
         metrics = pd.read_csv(folder / "metrics.csv").iloc[0]
         assert image_auroc(test["label"], predicted) == pytest.approx(metrics["image_auroc"], abs=1e-6), folder
 
-        maps, paths, _ = read_maps(_method_outputs(folder)[1])
+        maps, paths, _ = read_maps(method_outputs(folder)[1])
         position = {p: i for i, p in enumerate(paths)}
         for row in table.itertuples():
             expected = maps[position[row.path]]

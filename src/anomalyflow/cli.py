@@ -79,6 +79,9 @@ def _add_optional_commands(sub) -> None:
     except ImportError:
         return
     add_predict_command(sub)
+    from anomalyflow.export.writer import add_export_command
+
+    add_export_command(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

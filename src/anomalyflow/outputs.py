@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -122,3 +123,25 @@ def read_map_layers(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: anomaly maps not found") from None
     except (ValueError, OSError) as error:
         raise DataError(f"{path}: not an anomaly-map file ({error})") from None
+
+
+def method_outputs(model_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """The folder's scores.csv and maps.npz (every family writes both; PUAD's map is its fused one)."""
+    model_dir = Path(model_dir)
+    return model_dir / "scores.csv", model_dir / "maps.npz"
+
+
+def colour_range(model_dir: str | os.PathLike, threshold_map: float | None = None) -> tuple[float, float]:
+    """(low, high) of the overlay colour scale of a model folder's maps (``anomalyflow predict``'s overlays): the
+    median and the maximum (or ``threshold_map``, if larger) of its validation normals' map values."""
+    scores_path, maps_path = method_outputs(model_dir)
+    if not maps_path.is_file():
+        return 0.0, 1.0
+    maps, paths, _ = read_maps(maps_path)
+    splits = read_scores(scores_path).set_index("path")["split"] if scores_path.is_file() else pd.Series(dtype=str)
+    normal = np.array([splits.get(p) == "validation" for p in paths])
+    reference = maps[normal] if normal.any() else maps
+    low, high = float(np.median(reference)), float(reference.max())
+    if threshold_map is not None:
+        high = max(high, threshold_map)
+    return low, high if high > low else low + 1.0

@@ -29,7 +29,7 @@ from anomalyflow.errors import DataError
 from anomalyflow.frames import FULL_FRAME, map_frames, pixel_box
 from anomalyflow.logs import get_logger
 from anomalyflow.model_folder import MODEL_JSON
-from anomalyflow.outputs import read_maps, read_scores
+from anomalyflow.outputs import colour_range, method_outputs, read_scores
 
 log = get_logger(__name__)
 
@@ -47,48 +47,26 @@ def list_input_images(source: str | os.PathLike) -> list[str]:
     return images
 
 
-def _method_outputs(model_dir: Path) -> tuple[Path, Path]:
-    """The folder's scores.csv and maps.npz (every family writes both; PUAD's map is its fused one)."""
-    return model_dir / "scores.csv", model_dir / "maps.npz"
-
 
 def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -> float | None:
     """The threshold ``--threshold`` names (None for ``none``): ``quantile``, ``f1``, ``fpr:<rate>`` (the operating
     point of that validation false-alarm rate in the folder's ``operating_points.csv``) or a number. Raises
     :class:`DataError` for any other text and for an operating point the folder does not have."""
-    from anomalyflow.thresholds import f1_threshold, quantile_threshold, read_operating_point
+    from anomalyflow.thresholds import f1_threshold, parse_false_alarm_rate, quantile_threshold, read_operating_point
 
     if threshold in (None, "none"):
         return None
-    if threshold.startswith("fpr:"):
-        try:
-            rate = float(threshold[4:])
-        except ValueError:
-            raise DataError(f"--threshold: {threshold!r} is not fpr:<rate>, e.g. fpr:0.01") from None
+    rate = parse_false_alarm_rate(threshold)
+    if rate is not None:
         return read_operating_point(model_dir, rate)
     if threshold in ("quantile", "f1"):
-        scores_path, _ = _method_outputs(model_dir)
+        scores_path, _ = method_outputs(model_dir)
         scores = read_scores(scores_path)
         return quantile_threshold(scores, quantile) if threshold == "quantile" else f1_threshold(scores)
     try:
         return float(threshold)
     except ValueError:
         raise DataError(f"--threshold: {threshold!r} is not none, quantile, f1, fpr:<rate> or a number") from None
-
-
-def colour_range(model_dir: Path, threshold_map: float | None = None) -> tuple[float, float]:
-    """(low, high) of the overlay colour scale, from the validation normals' maps."""
-    scores_path, maps_path = _method_outputs(model_dir)
-    if not maps_path.is_file():
-        return 0.0, 1.0
-    maps, paths, _ = read_maps(maps_path)
-    splits = read_scores(scores_path).set_index("path")["split"] if scores_path.is_file() else pd.Series(dtype=str)
-    normal = np.array([splits.get(p) == "validation" for p in paths])
-    reference = maps[normal] if normal.any() else maps
-    low, high = float(np.median(reference)), float(reference.max())
-    if threshold_map is not None:
-        high = max(high, threshold_map)
-    return low, high if high > low else low + 1.0
 
 
 def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float, alpha: float = 0.5,
@@ -113,15 +91,19 @@ def overlay(image: np.ndarray, anomaly_map: np.ndarray, low: float, high: float,
 def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_dir: str | os.PathLike, *,
                    threshold: str | None = "quantile", quantile: float = 0.99, map_format: str = "tiff",
                    batch_size: int | None = None, device: str = "auto", num_workers: int = 0) -> pd.DataFrame:
-    """Score ``images`` with the model in ``model_dir``; write maps, overlays and predictions.csv to ``out_dir``."""
-    from PIL import Image
+    """Score ``images`` with the model in ``model_dir``; write maps, overlays and predictions.csv to ``out_dir``.
 
+    ``model_dir`` may also be an exported ``.onnx`` file (``anomalyflow export``), scored by onnxruntime without
+    torch (:func:`anomalyflow.export.runtime.predict_exported`)."""
+    if str(model_dir).endswith(".onnx"):
+        from anomalyflow.export.runtime import predict_exported
+
+        return predict_exported(model_dir, images, out_dir, threshold=threshold, quantile=quantile,
+                                map_format=map_format, batch_size=batch_size, device=device)
     from anomalyflow.families import load_model
     from anomalyflow.scoring import score_paths
-    from anomalyflow.thresholds import is_anomalous
 
-    if map_format not in ("tiff", "npy"):
-        raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
+    check_map_format(map_format)
     folder = Path(model_dir)
     if not (folder / MODEL_JSON).is_file():
         raise DataError(f"{folder}: not a trained model folder (no model.json); point --model at "
@@ -131,8 +113,24 @@ def predict_images(model_dir: str | os.PathLike, images: str | os.PathLike, out_
     model = load_model(folder, device)
     scores, maps, _ = score_paths(model, paths, batch_size=batch_size or model.params.get("batch_size", 16),
                                   num_workers=num_workers, desc="predict")
-    frames = map_frames(model, paths)
-    low, high = colour_range(folder)
+    return write_predictions(out_dir, paths, scores, maps, map_frames(model, paths), colour_range(folder), cut,
+                             map_format)
+
+
+def check_map_format(map_format: str) -> None:
+    if map_format not in ("tiff", "npy"):
+        raise DataError(f"--map-format: {map_format!r} is not tiff or npy")
+
+
+def write_predictions(out_dir: str | os.PathLike, paths: list[str], scores: np.ndarray, maps: np.ndarray, frames,
+                      colours: tuple[float, float], cut: float | None, map_format: str) -> pd.DataFrame:
+    """Per image a map file and an overlay PNG, then ``predictions.csv`` (scores ``[N]``, maps ``[N, H, W]``,
+    frames ``[N, 4]``, the overlay colour range ``(low, high)``, the threshold or None)."""
+    from PIL import Image
+
+    from anomalyflow.thresholds import is_anomalous
+
+    low, high = colours
     out = Path(out_dir)
     names = _unique_stems(paths)
     boxes = []
@@ -174,8 +172,9 @@ def _write_map(path: Path, anomaly_map: np.ndarray) -> None:
 
 
 def add_predict_command(sub) -> None:
-    parser = sub.add_parser("predict", help="score new images with a trained model folder")
-    parser.add_argument("--model", required=True, help="a model folder: results/<dataset>/<category>/<method>")
+    parser = sub.add_parser("predict", help="score new images with a trained model folder or an exported model")
+    parser.add_argument("--model", required=True, help="a model folder (results/<dataset>/<category>/<method>) or "
+                                                       "an exported .onnx file (anomalyflow export; needs no torch)")
     parser.add_argument("--images", required=True, help="an image file or a folder of images (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--threshold", default="quantile",
@@ -186,7 +185,7 @@ def add_predict_command(sub) -> None:
     parser.add_argument("--quantile", type=float, default=0.99, help="for --threshold quantile (default 0.99)")
     parser.add_argument("--map-format", choices=("tiff", "npy"), default="tiff")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (an .onnx model: auto | cpu | cuda)")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.set_defaults(func=_run)
 

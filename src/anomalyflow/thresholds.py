@@ -135,6 +135,17 @@ def write_operating_points(scores_path: str | os.PathLike, out_path: str | os.Pa
     return table
 
 
+def parse_false_alarm_rate(threshold: str) -> float | None:
+    """The rate ``a`` of a ``--threshold fpr:<a>`` (e.g. ``fpr:0.01``), None for any other threshold; raises
+    :class:`DataError` for ``fpr:`` followed by something that is not a number."""
+    if not threshold.startswith("fpr:"):
+        return None
+    try:
+        return float(threshold[4:])
+    except ValueError:
+        raise DataError(f"--threshold: {threshold!r} is not fpr:<rate>, e.g. fpr:0.01") from None
+
+
 def read_operating_point(model_dir: str | os.PathLike, rate: float) -> float:
     """The threshold of false-alarm rate ``rate`` in ``model_dir``'s ``operating_points.csv``.
 

@@ -24,6 +24,7 @@ from anomalyflow.data.public import require_dataset
 from anomalyflow.data.synth import planned_files
 from anomalyflow.efficientad.teachers import imagenet_images, penalty_enabled, require_teacher, teacher_job_params
 from anomalyflow.errors import AnomalyflowError
+from anomalyflow.export.writer import EXPORTABLE
 from anomalyflow.provenance import module_sources
 from anomalyflow.model_folder import FOLDERS
 
@@ -350,6 +351,37 @@ def report_figures(wildcards):
         category=ds(wildcards)["categories"],
         name=["metrics.html", "operating_points.html", "roc.svg", "maps.png"],
     )
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+
+def exportable_regex():
+    """A wildcard constraint matching the methods whose family exports to ONNX (anomalyflow.export.writer)."""
+    names = [name for family in EXPORTABLE for name in methods_of_family(config, family)]
+    return "|".join(names) if names else "NO_EXPORTABLE_METHOD"
+
+
+def export_inputs(wildcards):
+    """Input function: what an export reads: {method}'s model folder (a PUAD's base EfficientAD's too), its
+    scores.csv (the validation scores for thresholds) and its maps (the overlay colour range)."""
+    family = method_params(config, wildcards.dataset, wildcards.category, wildcards.method)["family"]
+    methods = [wildcards.method] + [maps_method(wildcards.dataset, wildcards.category, wildcards.method)]
+    folders = {m: FOLDERS[family if m == wildcards.method else "efficientad"] for m in methods}
+    files = [f"{category_dir(wildcards)}/{m}/{name}" for m, folder in folders.items() for name in folder.names()]
+    return files + [f"{method_dir(wildcards)}/scores.csv", maps_of(wildcards)]
+
+
+def export_entries(wildcards):
+    """Per category x method of the dataset: its family and its export file (None: the family has none)."""
+    spec = ds(wildcards)
+    return [dict(category=c, method=m, family=method_params(config, wildcards.dataset, c, m)["family"],
+                 file=f"results/{wildcards.dataset}/exports/{c}/{m}.onnx")
+            for c in spec["categories"] for m in spec["methods"]]
+
+
+def export_files(wildcards):
+    return [e["file"] for e in export_entries(wildcards) if e["family"] in EXPORTABLE]
 
 
 # --- backbone weights -----------------------------------------------------------------------------

@@ -1,0 +1,5 @@
+from anomalyflow.export.writer import write_export_table
+from anomalyflow.jobs import rule_job
+
+with rule_job(snakemake):
+    write_export_table(snakemake.output[0], snakemake.params.entries)
