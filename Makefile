@@ -42,8 +42,8 @@ lint: venv
 	$(BIN)/snakemake --lint
 
 report: venv
-	$(BIN)/snakemake --cores $(CORES) results/demo/all.csv
-	$(BIN)/snakemake --report report.html results/demo/all.csv
+	$(BIN)/snakemake --cores $(CORES) results/demo/all.csv results/demo/exports/exports.csv
+	$(BIN)/snakemake --report report.html results/demo/all.csv results/demo/exports/exports.csv
 
 # Benchmarks (bench/README.md) run in their own environment, .venv-bench: anomalyflow plus anomalib, which
 # every benchmark measures side by side; anomalib never enters .venv. BENCH_ARGS go to bench/run_all.py.

@@ -66,6 +66,17 @@ def demo_run(tmp_path_factory, demo_job_modules):
 
 
 @pytest.fixture(scope="session")
+def demo_exports(demo_run, tmp_path_factory):
+    """A copy of the finished demo run with its exports built as `make demo` builds them (the ONNX files,
+    their parity with the folders, exports.csv and the report's exports.html). Read-only, as ``demo_run``."""
+    from workflow_helpers import clone_run, snakemake
+
+    run = clone_run(demo_run, tmp_path_factory.mktemp("demo_exports") / "run")
+    snakemake(run, "results/demo/exports/exports.csv")
+    return run
+
+
+@pytest.fixture(scope="session")
 def summary_table(request):
     """``add(title, lines)``: a table printed in pytest's terminal summary, after every test has run."""
 

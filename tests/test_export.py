@@ -122,16 +122,17 @@ DEMO_CATEGORY = "tray"
 
 
 @pytest.mark.slow
-def test_exports_of_the_demo_reproduce_the_workflows_scores_and_maps(demo_run, tmp_path, monkeypatch, summary_table):
+def test_exports_of_the_demo_reproduce_the_workflows_scores_and_maps(demo_exports, tmp_path, monkeypatch,
+                                                                     summary_table):
     """PatchCore, EfficientAD-S and PUAD-S of one demo category: every validation and test image's score (and
-    PUAD's two scores and logical map) and map (PUAD's fused one) from the ONNX file equal the workflow's; PNI, refined PNI and the ensemble are
-    refused with the line that says why."""
-    monkeypatch.chdir(demo_run)  # scores.csv names images relative to the run's folder
+    PUAD's two scores and logical map) and map (PUAD's fused one) from the ONNX file equal the workflow's; PNI,
+    refined PNI and the ensemble are refused with the line that says why."""
+    monkeypatch.chdir(demo_exports)  # scores.csv names images relative to the run's folder
     torch.set_num_threads(1)
     category = Path("results") / "demo" / DEMO_CATEGORY
     lines = []
     for method in ("patchcore", "efficientad_s", "puad_s"):
-        path = export_model(category / method, tmp_path / f"{method}.onnx")
+        path = Path("results") / "demo" / "exports" / DEMO_CATEGORY / f"{method}.onnx"  # as the workflow wrote it
         scores = read_scores(category / method / "scores.csv")
         got, maps, extras = ExportedModel(path, "cpu").score_paths(scores["path"].tolist(), batch_size=16)
         assert_scores_equal(got, scores["score"], method)
@@ -206,3 +207,23 @@ def test_an_exported_puad_gives_the_librarys_fused_score_and_maps(puad_folder, t
     scale = max(1.0, float(np.ptp(extras["logical"])))
     assert float(np.abs(got_extras["logical"] - extras["logical"]).max()) < MAP_ATOL * scale
     assert float(np.abs(got_maps - maps).max()) < MAP_ATOL
+
+
+def test_export_parity_measures_the_file_against_its_folder(model_dir, exported, tmp_path):  # noqa: F811
+    """What the export job records: every image of the folder's scores.csv through the file, within the
+    tolerances; a folder whose scores differ (as after fp16 scoring on a GPU) is reported, not hidden."""
+    import shutil
+
+    from anomalyflow.export.parity import export_parity
+
+    folder, _ = model_dir
+    parity = export_parity(exported, folder, batch_size=4, threads=1)
+    assert parity["images"] == len(read_scores(folder / "scores.csv")) and parity["within_tolerance"]
+    assert parity["max_map_difference"] < MAP_ATOL and parity["max_relative_score_difference"] < SCORE_RTOL
+    changed = shutil.copytree(folder, tmp_path / "changed")
+    table = pd.read_csv(changed / "scores.csv")
+    table.loc[0, "score"] *= 1.01
+    table.to_csv(changed / "scores.csv", index=False)
+    parity = export_parity(exported, changed, batch_size=4, threads=1)
+    assert not parity["within_tolerance"] and parity["max_relative_score_difference"] == pytest.approx(0.01 / 1.01,
+                                                                                                       rel=1e-3)

@@ -28,11 +28,12 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 
 @pytest.fixture(scope="module")
-def report(demo_run, tmp_path_factory):
-    """The demo's report.html, rendered in a copy of the finished run (its all.csv built the figures)."""
-    run = clone_run(demo_run, tmp_path_factory.mktemp("report") / "run")
+def report(demo_exports, tmp_path_factory):
+    """The demo's report.html as `make report` renders it (all.csv and the exports: every figure and table),
+    in a copy of the finished run with its exports."""
+    run = clone_run(demo_exports, tmp_path_factory.mktemp("report") / "run")
     started = time.monotonic()
-    snakemake(run, "--report", "report.html")
+    snakemake(run, "--report", "report.html", "results/demo/all.csv", "results/demo/exports/exports.csv")
     print(f"snakemake --report: {time.monotonic() - started:.1f} s")
     return run, (run / "report.html").read_text()
 
@@ -57,8 +58,8 @@ def test_figures_are_built_with_all_csv(report):
 def test_every_figure_is_embedded_with_its_caption(report):
     run, page = report
     results = _embedded(page, "results")
-    expected = ["results/demo/figures/summary.svg"] + [f"results/demo/figures/{c}/{n}" for c in CATEGORIES
-                                                        for n in FIGURES]
+    expected = (["results/demo/figures/summary.svg", "results/demo/exports/exports.html"]
+                + [f"results/demo/figures/{c}/{n}" for c in CATEGORIES for n in FIGURES])
     assert sorted(results) == sorted(expected)
     for path in expected:
         header, payload = results[path]["data_uri"].split(",", 1)
@@ -69,7 +70,7 @@ def test_every_figure_is_embedded_with_its_caption(report):
     assert "Image-level ROC curves on category <strong>tray</strong>" in results["results/demo/figures/tray/roc.svg"][
         "caption"]
     categories = _embedded(page, "categories")
-    assert sorted(categories) == ["Summary", *CATEGORIES]
+    assert sorted(categories) == sorted(["Summary", "exports", *CATEGORIES])
     assert sorted(path for group in categories["tray"].values() for path in group) == [
         f"results/demo/figures/tray/{n}" for n in sorted(FIGURES)]
     assert "synthetic images" in page  # the workflow description (report/workflow.rst)
@@ -77,6 +78,26 @@ def test_every_figure_is_embedded_with_its_caption(report):
     assert "logical map alone" in results["results/demo/figures/tray/maps.png"]["caption"]
     # Self-contained: nothing is fetched from elsewhere when the file is opened.
     assert not re.search(r'(src|href)="https?://', page)
+
+
+def test_the_exports_table_gives_every_methods_file_and_its_measured_parity(report):
+    """Issue 16.2 in the report: each exportable demo model has its ONNX file, checked by its export job
+    against the folder on every validation and test image and found within the tolerances; the others say
+    why they have none."""
+    import pandas as pd
+
+    run, _ = report
+    table = pd.read_csv(run / "results" / "demo" / "exports" / "exports.csv")
+    exported = table.loc[table["export"].notna()]
+    assert sorted(exported["family"].unique()) == ["efficientad", "patchcore", "puad"]
+    assert len(exported) == 3 * len(CATEGORIES) and exported["within_tolerance"].all(), exported
+    for row in exported.itertuples():
+        assert (run / row.export).stat().st_size > 0
+        scores = pd.read_csv(run / "results" / "demo" / row.category / row.method / "scores.csv")
+        assert row.images == len(scores) and row.max_map_difference < 1e-3
+    assert table.loc[table["export"].isna(), "note"].str.contains("not exportable").all()
+    page = (run / "results" / "demo" / "exports" / "exports.html").read_text()
+    assert page.count("<tr>") == len(table) + 1 and "none: " in page
 
 
 @pytest.fixture(scope="module")
@@ -106,5 +127,5 @@ def test_report_renders_in_a_headless_browser_without_javascript_errors(report, 
                           (run / "report.html").as_uri()], capture_output=True, text=True, timeout=180).stdout
     # The page after the app ran, without the embedded data: the menu it built names the result categories.
     rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)
-    assert all(name in rendered for name in ("tray", "board", "Summary")), rendered[-2000:]
+    assert all(name in rendered for name in ("tray", "board", "Summary", "exports")), rendered[-2000:]
     print(f"screenshot {shot}: {pixels.shape[1]}x{pixels.shape[0]}, grey std {pixels.std():.1f}")

@@ -121,6 +121,26 @@ def operating_points_table_html(points: Mapping[str, PathLike], *, title: str = 
     return _html_table(header, rows, f"{title}: operating points from the validation normals" if title else "")
 
 
+def exports_table_html(exports: pd.DataFrame, *, title: str = "") -> str:
+    """A self-contained HTML table of a dataset's ``exports.csv``
+    (:func:`anomalyflow.export.writer.write_export_table`): per category and method its ONNX file and how
+    closely the file reproduces the folder's scores and maps (measured by the export job), or why the method
+    has no file."""
+    header = ["category", "method", "ONNX file", "images checked", "max score difference (relative)",
+              "max map difference", "within tolerance"]
+    rows = []
+    for e in exports.to_dict("records"):
+        if not isinstance(e["export"], str) or not e["export"]:
+            cells = [e["category"], e["method"], f"none: {e['note']}", "", "", "", ""]
+        else:
+            cells = [e["category"], e["method"], e["export"], f"{int(e['images'])}",
+                     f"{e['max_score_difference']:.2g} ({e['max_relative_score_difference']:.2g})",
+                     f"{e['max_map_difference']:.2g}", "yes" if e["within_tolerance"] else "<b>no</b>"]
+        rows.append("<tr>" + "".join(f"<td>{c if c.startswith('<b>') else html.escape(c)}</td>" for c in cells)
+                    + "</tr>")
+    return _html_table(header, rows, f"{title}: exported models and their parity" if title else "")
+
+
 # --- ROC curves --------------------------------------------------------------------------------
 
 
@@ -333,6 +353,7 @@ def write_summary_figure(metrics: Sequence[PathLike], path: PathLike) -> None:
 
 
 __all__ = [
-    "map_grid_figure", "metrics_table_html", "operating_points_table_html", "pick_examples", "roc_figure", "roc_points",
+    "exports_table_html", "map_grid_figure", "metrics_table_html", "operating_points_table_html", "pick_examples",
+    "roc_figure", "roc_points",
     "save_figure", "summary_figure", "write_category_figures", "write_summary_figure",
 ]

@@ -365,9 +365,10 @@ def exportable_regex():
 def export_inputs(wildcards):
     """Input function: what an export reads: {method}'s model folder (a PUAD's base EfficientAD's too), its
     scores.csv (the validation scores for thresholds) and its maps (the overlay colour range)."""
-    family = method_params(config, wildcards.dataset, wildcards.category, wildcards.method)["family"]
-    methods = [wildcards.method] + [maps_method(wildcards.dataset, wildcards.category, wildcards.method)]
-    folders = {m: FOLDERS[family if m == wildcards.method else "efficientad"] for m in methods}
+    params = method_params(config, wildcards.dataset, wildcards.category, wildcards.method)
+    folders = {wildcards.method: FOLDERS[params["family"]]}
+    if params["family"] == "puad":
+        folders[params["base"]] = FOLDERS["efficientad"]
     files = [f"{category_dir(wildcards)}/{m}/{name}" for m, folder in folders.items() for name in folder.names()]
     return files + [f"{method_dir(wildcards)}/scores.csv", maps_of(wildcards)]
 
@@ -376,12 +377,13 @@ def export_entries(wildcards):
     """Per category x method of the dataset: its family and its export file (None: the family has none)."""
     spec = ds(wildcards)
     return [dict(category=c, method=m, family=method_params(config, wildcards.dataset, c, m)["family"],
-                 file=f"results/{wildcards.dataset}/exports/{c}/{m}.onnx")
+                 file=f"results/{wildcards.dataset}/exports/{c}/{m}.onnx",
+                 parity=f"results/{wildcards.dataset}/exports/{c}/{m}.parity.json")
             for c in spec["categories"] for m in spec["methods"]]
 
 
 def export_files(wildcards):
-    return [e["file"] for e in export_entries(wildcards) if e["family"] in EXPORTABLE]
+    return [e[kind] for e in export_entries(wildcards) if e["family"] in EXPORTABLE for kind in ("file", "parity")]
 
 
 # --- backbone weights -----------------------------------------------------------------------------

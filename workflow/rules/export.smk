@@ -1,14 +1,16 @@
 # Exported models (README: "Exporting a model"): one ONNX file per category x method whose family exports
-# (PatchCore, EfficientAD, PUAD), scored later by onnxruntime alone; exports.csv lists every method of the
-# dataset with its file or why it has none. Built when asked for (`make export`, `make demo`).
+# (PatchCore, EfficientAD, PUAD), scored later by onnxruntime alone, and checked against its folder's scores and
+# maps as it is written; exports.csv (and the report's exports.html) lists every method of the dataset with its
+# file and that parity, or why it has none. Built when asked for (`make export`, `make demo`).
 
 
 rule export_model:
     input:
         export_inputs,
-        code=code("anomalyflow.export.writer"),
+        code=code("anomalyflow.export.writer", "anomalyflow.export.parity"),
     output:
-        "results/{dataset}/exports/{category}/{method}.onnx",
+        onnx="results/{dataset}/exports/{category}/{method}.onnx",
+        parity="results/{dataset}/exports/{category}/{method}.parity.json",
     wildcard_constraints:
         method=exportable_regex(),
     params:
@@ -31,7 +33,13 @@ rule export_table:
         export_files,
         code=code("anomalyflow.export.writer"),
     output:
-        "results/{dataset}/exports/exports.csv",
+        table="results/{dataset}/exports/exports.csv",
+        html=report(
+            "results/{dataset}/exports/exports.html",
+            caption="../../report/exports.rst",
+            category="exports",
+            labels={"figure": "exported models"},
+        ),
     params:
         entries=export_entries,
     log:

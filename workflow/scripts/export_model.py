@@ -1,5 +1,5 @@
-from anomalyflow.export.writer import export_model
+from anomalyflow.export.writer import export_checked
 from anomalyflow.jobs import rule_job
 
 with rule_job(snakemake):
-    export_model(snakemake.params.folder, snakemake.output[0])
+    export_checked(snakemake.params.folder, snakemake.output.onnx, snakemake.output.parity)

@@ -118,15 +118,43 @@ def export_metadata(folder: Path, family: str, size: int) -> dict:
 
 
 
-def write_export_table(path: str | os.PathLike, entries) -> pd.DataFrame:
-    """``exports.csv``: per category × method (``entries``: dicts of category, method, family, file), the
-    export file, or an empty one and the line that says why the family has none."""
-    from anomalyflow.atomic import write_csv
+def export_checked(model_dir: str | os.PathLike, out_path: str | os.PathLike,
+                   parity_path: str | os.PathLike) -> dict:
+    """:func:`export_model`, then the file's parity with the folder (:func:`anomalyflow.export.parity.export_parity`:
+    every image of its scores.csv through onnxruntime) written to ``parity_path`` (JSON); returns the parity."""
+    import torch
 
-    table = pd.DataFrame([{"category": e["category"], "method": e["method"], "family": e["family"],
-                           "export": e["file"] if e["family"] in EXPORTABLE else "",
-                           "note": NOT_EXPORTABLE.get(e["family"], "")} for e in entries])
+    from anomalyflow.export.parity import write_export_parity
+
+    export_model(model_dir, out_path)
+    return write_export_parity(out_path, model_dir, parity_path, threads=torch.get_num_threads())
+
+
+PARITY_COLUMNS = ["images", "max_score_difference", "max_relative_score_difference", "max_map_difference",
+                  "within_tolerance"]
+
+
+def write_export_table(path: str | os.PathLike, entries, html_path: str | os.PathLike | None = None,
+                       title: str = "") -> pd.DataFrame:
+    """``exports.csv``: per category × method (``entries``: dicts of category, method, family, file and parity,
+    the JSON of :func:`export_checked`), the export file and its measured parity (:data:`PARITY_COLUMNS`), or
+    an empty file and the line that says why the family has none; ``html_path``: the same as the report's
+    table (:func:`anomalyflow.viz.exports_table_html`)."""
+    from anomalyflow.atomic import write_csv, write_text
+    from anomalyflow.readers import load_json
+
+    rows = []
+    for e in entries:
+        row = {"category": e["category"], "method": e["method"], "family": e["family"],
+               "export": e["file"] if e["family"] in EXPORTABLE else "", "note": NOT_EXPORTABLE.get(e["family"], "")}
+        parity = load_json(e["parity"]) if e["family"] in EXPORTABLE else {}
+        rows.append({**row, **{column: parity.get(column) for column in PARITY_COLUMNS}})
+    table = pd.DataFrame(rows, columns=["category", "method", "family", "export", "note", *PARITY_COLUMNS])
     write_csv(path, table)
+    if html_path is not None:
+        from anomalyflow.viz import exports_table_html
+
+        write_text(html_path, exports_table_html(table, title=title))
     return table
 
 
@@ -148,6 +176,7 @@ __all__ = [
     "NOT_EXPORTABLE",
     "add_export_command",
     "build_graph",
+    "export_checked",
     "export_metadata",
     "export_model",
     "write_export_table",
