@@ -150,6 +150,7 @@ def write_export_table(path: str | os.PathLike, entries, html_path: str | os.Pat
         parity = load_json(e["parity"]) if e["family"] in EXPORTABLE else {}
         rows.append({**row, **{column: parity.get(column) for column in PARITY_COLUMNS}})
     table = pd.DataFrame(rows, columns=["category", "method", "family", "export", "note", *PARITY_COLUMNS])
+    table["images"] = table["images"].astype("Int64")  # a count, empty where there is no file
     write_csv(path, table)
     if html_path is not None:
         from anomalyflow.viz import exports_table_html
