@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,34 +49,60 @@ def mvtec_mini() -> Path:
     return root
 
 
+def built_once(request, name: str, build) -> Path:
+    """The folder ``name`` made by ``build(folder)`` once per test session.
+
+    Without pytest-xdist: a fresh temporary folder. Under it (`make test` runs two workers), one folder for
+    the whole session: the first worker to need it builds it under a file lock and the other waits for it
+    and reuses it, since each worker building its own demo would double the suite's heaviest step. A build
+    that failed is started over by the next worker that needs it."""
+    factory = request.getfixturevalue("tmp_path_factory")
+    if not hasattr(request.config, "workerinput"):
+        folder = factory.mktemp(name)
+        build(folder)
+        return folder
+    root = factory.getbasetemp().parent  # this session's folder, shared by its workers
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on an error
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def demo_job_modules(tmp_path_factory) -> Path:
+def demo_job_modules(request) -> Path:
     """The folder where each job of ``demo_run`` records the library modules it imported (test_job_modules.py)."""
-    return tmp_path_factory.mktemp("demo_job_modules")
+    return built_once(request, "demo_job_modules", lambda folder: None)
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory, demo_job_modules):
+def demo_run(request, demo_job_modules):
     """One complete run of the demo DAG (the README's `make demo`) in a scratch copy, shared by every test
     that needs finished results. Treat it as read-only: copy it (``workflow_helpers.clone_run``) to change it.
     """
     from workflow_helpers import copy_workflow, snakemake
 
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo_run"))
-    # no target: the default rule builds results/demo/all.csv
-    snakemake(workdir, job_modules=demo_job_modules)
-    return workdir
+    def build(folder: Path) -> None:
+        copy_workflow(folder)
+        snakemake(folder, job_modules=demo_job_modules)  # no target: the default rule builds all.csv
+
+    return built_once(request, "demo_run", build)
 
 
 @pytest.fixture(scope="session")
-def demo_exports(demo_run, tmp_path_factory):
+def demo_exports(request, demo_run):
     """A copy of the finished demo run with its exports built as `make demo` builds them (the ONNX files,
     their parity with the folders, exports.csv and the report's exports.html). Read-only, as ``demo_run``."""
     from workflow_helpers import clone_run, snakemake
 
-    run = clone_run(demo_run, tmp_path_factory.mktemp("demo_exports") / "run")
-    snakemake(run, "results/demo/exports/exports.csv")
-    return run
+    def build(folder: Path) -> None:
+        snakemake(clone_run(demo_run, folder / "run"), "results/demo/exports/exports.csv")
+
+    return built_once(request, "demo_exports", build) / "run"
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +126,20 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="no CUDA GPU visible (bench/gpu_check.sh runs these on a GPU machine)")
         for item in marked:
             item.add_marker(skip)
+
+
+def pytest_sessionfinish(session):
+    # Under pytest-xdist (`make test` runs two workers) each worker's tables travel to the controller, which
+    # prints the terminal summary.
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["summaries"] = json.dumps(session.config.stash.get(SUMMARIES, []))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    tables = getattr(node, "workeroutput", {}).get("summaries")
+    if tables:
+        node.config.stash.setdefault(SUMMARIES, []).extend(json.loads(tables))
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -76,3 +76,23 @@ def test_predict_scores_a_folder_of_real_images(mini_run, mvtec_mini):
     assert len(predictions) == len(list(images.glob("*.png"))) == 3
     assert np.isfinite(predictions["score"]).all()
     assert len(list((out / "maps").iterdir())) == 3 and len(list((out / "overlays").iterdir())) == 3
+
+
+def test_exports_of_real_image_models_reproduce_their_folders(mini_run, mvtec_mini, tmp_path):
+    """Issue 16.2 on real files: 1024² grayscale PNGs go through the export's own decode and resize (not the
+    library's loader) and the ONNX files still give the folders' scores and maps on every validation and test
+    image; one file then scores a folder of real images at an operating point, torch-free path included."""
+    workdir, _ = mini_run
+    snakemake(workdir, "results/mini/exports/exports.csv", "--configfile", "mini.yaml")
+    table = pd.read_csv(workdir / "results" / "mini" / "exports" / "exports.csv")
+    exported = table.loc[table["export"].notna()]
+    assert sorted(exported["method"]) == ["efficientad_s", "patchcore", "puad_s"]
+    assert exported["within_tolerance"].all() and (exported["images"] == 26).all(), exported
+    images = mvtec_mini / "screw" / "test" / "scratch_head"
+    run = subprocess.run([sys.executable, "-m", "anomalyflow.cli", "predict", "--model",
+                          str(workdir / "results" / "mini" / "exports" / "screw" / "puad_s.onnx"), "--images",
+                          str(images), "--out", str(tmp_path / "out"), "--threshold", "fpr:0"],
+                         capture_output=True, text=True, cwd=workdir)
+    assert run.returncode == 0, run.stderr
+    predictions = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert len(predictions) == 3 and np.isfinite(predictions["score"]).all()
