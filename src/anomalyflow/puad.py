@@ -171,7 +171,8 @@ class PUAD:
 
     def logical_map(self, grid: torch.Tensor) -> torch.Tensor:
         """L_p = (f_p − μ_p)ᵀ P (f − μ) ``[B, h, w]`` from the feature grid, μ_p the training normals' mean feature
-        at p (:func:`position_mean`): hw × the position terms, so its mean over the grid is d² whatever its size."""
+        at p (:func:`centred_position_mean`): hw × the position terms, so its mean over the grid is d² whatever
+        its size."""
         if self.position_mean is None:
             raise DataError("PUAD: the model folder has no position_mean.npz (fitted before PUAD had a map); rerun "
                             "puad_fit")
@@ -212,25 +213,23 @@ class PUAD:
                    map_normalisation=meta.get("map_normalisation"), position_mean=_load_position_mean(folder))
 
 
-def _batched_components(model: PUAD, paths: list[str], *, batch_size: int, num_workers: int, desc: str):
-    """s_P ``[N]``, pooled features ``[N, 384]`` and, once the Gaussian is fitted, both maps ``[N, H, W]`` float32."""
+def _validation_components(model: PUAD, paths: list[str], *, batch_size: int, num_workers: int):
+    """Of a fitted model: s_P ``[N]``, pooled features ``[N, 384]`` and both maps ``[2, N, H, W]`` float32
+    (structural, logical)."""
     s_p = np.empty(len(paths))
     features = maps = None
 
     def components(batch: torch.Tensor):
         scores, pooled, structural, _, logical = model.components(batch)
-        both = None if logical is None else torch.stack([structural.float(), logical]).cpu().numpy()
-        return scores, pooled, both
+        return scores, pooled, torch.stack([structural.float(), logical]).cpu().numpy()
 
     for rows, (scores, pooled, both) in map_batches(components, paths, model.transform(), batch_size,
-                                                    device=model.device, num_workers=num_workers, desc=desc,
-                                                    what="PUAD features"):
+                                                    device=model.device, num_workers=num_workers,
+                                                    desc="validation scores", what="PUAD features"):
         if features is None:
             features = np.empty((len(paths), pooled.shape[1]))
-            maps = None if both is None else np.empty((2, len(paths), *both.shape[2:]), dtype=np.float32)
-        s_p[rows], features[rows] = scores, pooled
-        if maps is not None:
-            maps[:, rows] = both
+            maps = np.empty((2, len(paths), *both.shape[2:]), dtype=np.float32)
+        s_p[rows], features[rows], maps[:, rows] = scores, pooled, both
     return s_p, features, maps
 
 
@@ -243,23 +242,36 @@ def _load_position_mean(folder: Path) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def position_mean(model: PUAD, paths: list[str], mean: np.ndarray, *, batch_size: int,
-                  num_workers: int) -> np.ndarray:
-    """μ_p: the mean feature grid ``[C, h, w]`` (float64) of the training images ``paths``, shifted by a constant
-    so that its spatial mean is exactly μ (the Gaussian's mean, from float32 pooling): the logical map's centre,
-    which keeps Σ_p t_p = d² exact while taking out what every normal image has at p (its layout)."""
+def _train_statistics(model: PUAD, paths: list[str], *, batch_size: int,
+                      num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features ``[N, 384]`` (float64, the Gaussian's data) and the mean feature grid ``[C, h, w]``
+    (float64, the logical map's centre before :func:`centred_position_mean`) of the training images, from one
+    forward pass each."""
     ead = model.efficientad
+    features = total = None
 
-    def grid_sum(batch: torch.Tensor) -> np.ndarray:
-        sums = [ead.feature_grid(ead.outputs(chunk), model.feature).double().sum(dim=0)
-                for chunk in ead.micro_batches(batch)]
-        return torch.stack(sums).sum(dim=0).cpu().numpy()
+    def one_pass(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        pooled, sums = [], []
+        for chunk in ead.micro_batches(batch):
+            outputs = ead.outputs(chunk)
+            pooled.append(ead.pooled_features(outputs, model.feature))
+            sums.append(ead.feature_grid(outputs, model.feature).double().sum(dim=0))
+        return torch.cat(pooled).double().cpu().numpy(), torch.stack(sums).sum(dim=0).cpu().numpy()
 
-    total = None
-    for _, part in map_batches(grid_sum, paths, model.transform(), batch_size, device=model.device,
-                               num_workers=num_workers, desc="train feature grid", what="PUAD features"):
-        total = part if total is None else total + part
-    grid = total / len(paths)
+    for rows, (pooled, grid_sum) in map_batches(one_pass, paths, model.transform(), batch_size, device=model.device,
+                                                num_workers=num_workers, desc="train features",
+                                                what="PUAD features"):
+        if features is None:
+            features = np.empty((len(paths), pooled.shape[1]))
+        features[rows] = pooled
+        total = grid_sum if total is None else total + grid_sum
+    return features, total / len(paths)
+
+
+def centred_position_mean(grid: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """μ_p: the training normals' mean feature grid ``grid`` ``[C, h, w]`` shifted by a constant so that its
+    spatial mean is exactly μ (``mean`` ``[C]``, the Gaussian's, from float32 pooling): the logical map's centre,
+    which keeps Σ_p t_p = d² exact while taking out what every normal image has at p (its layout)."""
     return grid - grid.mean(axis=(1, 2), keepdims=True) + np.asarray(mean, dtype=np.float64)[:, None, None]
 
 
@@ -287,13 +299,12 @@ def fit_puad(samples_path: str | os.PathLike, efficientad_dir: str | os.PathLike
     model = PUAD(EfficientAD.load(efficientad_dir, resolve_device(device)), PooledGaussian(),
                  feature=params["feature"], fusion_weights=params["fusion_weights"])
     batch_size = params["batch_size"]
-    _, train_features, _ = _batched_components(model, train["path"].tolist(), batch_size=batch_size,
-                                            num_workers=num_workers, desc="train features")
+    train_features, train_grid = _train_statistics(model, train["path"].tolist(), batch_size=batch_size,
+                                                   num_workers=num_workers)
     model.gaussian.fit(train_features)
-    model.position_mean = position_mean(model, train["path"].tolist(), model.gaussian.mean, batch_size=batch_size,
-                                        num_workers=num_workers)
-    s_p, val_features, val_maps = _batched_components(model, validation["path"].tolist(), batch_size=batch_size,
-                                            num_workers=num_workers, desc="validation scores")
+    model.position_mean = centred_position_mean(train_grid, model.gaussian.mean)
+    s_p, val_features, val_maps = _validation_components(model, validation["path"].tolist(), batch_size=batch_size,
+                                                         num_workers=num_workers)
     s_u = model.gaussian.score(val_features)
     mean_p, std_p = zscore_statistics(s_p, validation, purpose="PUAD z-score of the EfficientAD score")
     mean_u, std_u = zscore_statistics(s_u, validation, purpose="PUAD z-score of the Mahalanobis score")
