@@ -47,7 +47,6 @@ def list_input_images(source: str | os.PathLike) -> list[str]:
     return images
 
 
-
 def resolve_threshold(model_dir: Path, threshold: str | None, quantile: float) -> float | None:
     """The threshold ``--threshold`` names (None for ``none``): ``quantile``, ``f1``, ``fpr:<rate>`` (the operating
     point of that validation false-alarm rate in the folder's ``operating_points.csv``) or a number. Raises

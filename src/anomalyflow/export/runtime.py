@@ -20,11 +20,10 @@ import pandas as pd
 
 from anomalyflow.data.images import load_image
 from anomalyflow.errors import AnomalyflowError, ConfigError, DataError
+from anomalyflow.export.writer import METADATA_KEY  # writer imports torch only inside its functions
 from anomalyflow.frames import FULL_FRAME
 from anomalyflow.predict import check_map_format, list_input_images, write_predictions
 from anomalyflow.thresholds import false_alarm_thresholds, parse_false_alarm_rate
-
-METADATA_KEY = "anomalyflow"  # as anomalyflow.export.writer writes it (that module imports torch)
 
 
 def _onnxruntime():

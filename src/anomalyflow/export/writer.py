@@ -32,7 +32,7 @@ log = get_logger(__name__)
 
 FORMATS = ("onnx",)
 OPSET = 18
-METADATA_KEY = "anomalyflow"
+METADATA_KEY = "anomalyflow"  # the ONNX metadata entry holding export_metadata's JSON
 #: Why a family cannot be exported (yet); ``anomalyflow export`` stops with this line.
 NOT_EXPORTABLE = {
     "pni": "PNI is not exportable yet: its map covers a centre crop that depends on each image's aspect ratio, "
@@ -114,8 +114,6 @@ def export_metadata(folder: Path, family: str, size: int) -> dict:
     return {"anomalyflow": __version__, "family": family, "method": folder.name, "category": folder.parent.name,
             "image_size": size, "input": f"image: uint8 [B, 3, {size}, {size}], RGB, 0-255, resized with PIL bilinear",
             "validation_scores": validation, "colour_range": list(colour_range(folder))}
-
-
 
 
 def export_checked(model_dir: str | os.PathLike, out_path: str | os.PathLike,
