@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -113,16 +114,31 @@ def read_maps(path: str | os.PathLike) -> tuple[np.ndarray, list[str], np.ndarra
     return maps, paths, frames
 
 
-def read_map_layers(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The extra maps of a ``maps.npz`` (name → float32 ``[N, H, W]``, in the order of its ``paths``); none for
-    most methods. Raises :class:`DataError` naming the file if it is missing or unreadable."""
+@contextmanager
+def _extra_maps_file(path: str | os.PathLike):
+    """A ``maps.npz`` opened for its extra maps; :class:`DataError` naming the file if missing or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {name: data[name].astype(np.float32) for name in data.files if name not in MAPS_ARRAYS}
+            yield data
     except FileNotFoundError:
         raise DataError(f"{path}: anomaly maps not found") from None
     except (ValueError, OSError) as error:
         raise DataError(f"{path}: not an anomaly-map file ({error})") from None
+
+
+def read_map_layers(path: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The extra maps of a ``maps.npz`` (name → float32 ``[N, H, W]``, in the order of its ``paths``), all of them
+    or only those ``names``; none for most methods. Raises :class:`DataError` naming the file if it is missing
+    or unreadable."""
+    with _extra_maps_file(path) as data:
+        return {name: data[name].astype(np.float32) for name in data.files
+                if name not in MAPS_ARRAYS and (names is None or name in names)}
+
+
+def map_layer_names(path: str | os.PathLike) -> list[str]:
+    """The names of a ``maps.npz``'s extra maps, read without loading them; errors as :func:`read_map_layers`."""
+    with _extra_maps_file(path) as data:
+        return [name for name in data.files if name not in MAPS_ARRAYS]
 
 
 def method_outputs(model_dir: str | os.PathLike) -> tuple[Path, Path]:

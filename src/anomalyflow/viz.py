@@ -35,7 +35,7 @@ from anomalyflow.atomic import atomic_path, write_text
 from anomalyflow.data.table import read_samples, split_rows
 from anomalyflow.errors import DataError
 from anomalyflow.frames import pixel_box
-from anomalyflow.outputs import read_map_layers, read_maps, read_metrics, read_scores
+from anomalyflow.outputs import map_layer_names, read_map_layers, read_maps, read_metrics, read_scores
 
 PathLike = str | os.PathLike
 # Columns of the metric table, in this order, where a dataset has them (anomalyflow.evaluate's names; not
@@ -260,7 +260,7 @@ def _map_columns(maps: Mapping[str, PathLike]) -> dict[str, tuple[PathLike, str 
     for path, methods in by_file.items():
         title = " / ".join(methods)
         columns[title] = (path, None)
-        columns.update({f"{title}: {layer}": (path, layer) for layer in read_map_layers(path)})
+        columns.update({f"{title}: {layer}": (path, layer) for layer in map_layer_names(path)})
     return columns
 
 
@@ -270,7 +270,7 @@ def _selected_maps(path: PathLike, wanted: list[str],
     test maps (from 0 for an extra layer: only positive contributions are drawn)."""
     maps, paths, frames = read_maps(path)
     if layer is not None:
-        maps = read_map_layers(path)[layer]
+        maps = read_map_layers(path, [layer])[layer]
     position = {p: i for i, p in enumerate(paths)}
     missing = [p for p in wanted if p not in position]
     if missing:
