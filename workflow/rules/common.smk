@@ -365,11 +365,10 @@ def exportable_regex():
 def export_inputs(wildcards):
     """Input function: what an export reads: {method}'s model folder (a PUAD's base EfficientAD's too), its
     scores.csv (the validation scores for thresholds) and its maps (the overlay colour range)."""
-    params = method_params(config, wildcards.dataset, wildcards.category, wildcards.method)
-    folders = {wildcards.method: FOLDERS[params["family"]]}
-    if params["family"] == "puad":
-        folders[params["base"]] = FOLDERS["efficientad"]
-    files = [f"{category_dir(wildcards)}/{m}/{name}" for m, folder in folders.items() for name in folder.names()]
+    family = params_of(wildcards)["family"]
+    files = [f"{method_dir(wildcards)}/{name}" for name in FOLDERS[family].names()]
+    if family == "puad":
+        files += base_model_files("efficientad")(wildcards)
     return files + [f"{method_dir(wildcards)}/scores.csv", maps_of(wildcards)]
 
 
